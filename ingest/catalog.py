@@ -1,0 +1,149 @@
+"""The document catalog: one SQLite row per ingested file (its full text, so that a citation's span can be
+shown in place), plus the ingest lock that keeps two ingests from running at once."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    path TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    title TEXT NOT NULL,
+    loader TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    text TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    meta TEXT NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    path: str
+    source: str
+    title: str
+    loader: str
+    sha256: str
+    text: str
+    chunks: int
+    meta: dict[str, str]
+    ingested_at: float
+
+
+class CatalogError(RuntimeError):
+    """The catalog file is unreadable."""
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(
+                f"the catalog {self.path} is corrupted ({exc}); rebuild it with `rag ingest --reset`"
+            ) from None
+        try:
+            with db:
+                yield db
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(
+                f"the catalog {self.path} is unusable ({exc}); rebuild it with `rag ingest --reset`"
+            ) from None
+        finally:
+            db.close()
+
+    def put(self, record: DocumentRecord) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.path,
+                    record.source,
+                    record.title,
+                    record.loader,
+                    record.sha256,
+                    record.text,
+                    record.chunks,
+                    json.dumps(record.meta),
+                    record.ingested_at,
+                ),
+            )
+
+    def remove(self, paths: list[str]) -> None:
+        with self._db() as db:
+            db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in paths])
+
+    def get(self, path: str) -> DocumentRecord | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
+        return _record(row) if row else None
+
+    def documents(self) -> list[DocumentRecord]:
+        """Every document, without its text (use `get` for that)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT path, source, title, loader, sha256, '', chunks, meta, ingested_at FROM documents ORDER BY source"
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def clear(self) -> None:
+        """Forget every document; a catalog file that is not readable is replaced."""
+        try:
+            with self._db() as db:
+                db.execute("DELETE FROM documents")
+                db.execute("DELETE FROM state")
+        except (CatalogError, sqlite3.DatabaseError):
+            self.path.unlink(missing_ok=True)
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def state(self, key: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+
+def _record(row: tuple[object, ...]) -> DocumentRecord:
+    path, source, title, loader, sha, text, chunks, meta, at = row
+    return DocumentRecord(
+        str(path), str(source), str(title), str(loader), str(sha), str(text), int(str(chunks)),
+        json.loads(str(meta)), float(str(at)),
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def ingest_lock(data_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock for the duration of an ingest; a second ingest waits for the first."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(f"{time.time()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

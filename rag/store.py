@@ -1,0 +1,179 @@
+"""The Chroma vector store: embedded (`PersistentClient` under the data dir) or a server (`RAG_CHROMA_URL`).
+
+Vectors are always computed by us and passed in, so Chroma's default embedding function (which would
+download an ONNX model) is never used. Telemetry is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Metadata = dict[str, Any]
+_PAGE = 5000
+
+
+class StoreError(RuntimeError):
+    """The vector store is unreachable or unusable; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    text: str
+    metadata: Metadata
+    score: float  # cosine similarity
+
+
+def _client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise StoreError(f"RAG_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_url}: {_reason(exc)}"
+            ) from None
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(
+            f"cannot open the index at {settings.chroma_dir} ({_reason(exc)}); "
+            "rebuild it with `rag ingest --reset`"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+class VectorStore:
+    """One Chroma collection of chunks: ids, texts, metadata and normalized vectors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._collection: Any = None
+
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            client = _client(self.settings)
+            try:
+                self._collection = client.get_or_create_collection(
+                    self.settings.store.collection,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                )
+            except Exception as exc:
+                raise StoreError(f"cannot open collection: {_reason(exc)}") from None
+        return self._collection
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"vector store {what} failed: {_reason(exc)}") from None
+
+    def count(self) -> int:
+        return int(self._call("count", self.collection.count))
+
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str], metadatas: Sequence[Metadata]
+    ) -> None:
+        self._call(
+            "upsert",
+            self.collection.upsert,
+            ids=list(ids),
+            embeddings=vectors,
+            documents=list(texts),
+            metadatas=list(metadatas),
+        )
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[Metadata]) -> None:
+        for i in range(0, len(ids), _PAGE):
+            self._call(
+                "update",
+                self.collection.update,
+                ids=list(ids[i : i + _PAGE]),
+                metadatas=list(metadatas[i : i + _PAGE]),
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), _PAGE):
+            self._call("delete", self.collection.delete, ids=list(ids[i : i + _PAGE]))
+
+    def iter_records(self, include_text: bool = False) -> Iterator[tuple[str, str | None, Metadata]]:
+        """Every (id, text or None, metadata) in the collection, in pages."""
+        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+        total = self.count()
+        for offset in range(0, total, _PAGE):
+            page = self._call("read", self.collection.get, include=include, limit=_PAGE, offset=offset)
+            docs = page.get("documents") or [None] * len(page["ids"])
+            yield from zip(page["ids"], docs, page["metadatas"], strict=True)
+
+    def get(self, ids: Sequence[str]) -> list[Hit]:
+        page = self._call("read", self.collection.get, ids=list(ids), include=["metadatas", "documents"])
+        return [
+            Hit(i, d, m, 1.0)
+            for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+        ]
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        result = self._call(
+            "query",
+            self.collection.query,
+            query_embeddings=[vector],
+            n_results=k,
+            where=where or None,
+            include=["metadatas", "documents", "distances"],
+        )
+        return [
+            Hit(i, d, m, 1.0 - float(dist))
+            for i, d, m, dist in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
+            )
+        ]
+
+    def reset(self) -> None:
+        """Drop the collection (all chunks). An embedded index that cannot even be opened is deleted."""
+        self._collection = None
+        name = self.settings.store.collection
+        try:
+            client = _client(self.settings)
+            if any(c.name == name for c in client.list_collections()):
+                client.delete_collection(name)
+        except Exception as exc:
+            if self.settings.chroma_url:
+                raise StoreError(f"cannot reset the collection: {_reason(exc)}") from None
+            import shutil
+
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
+            shutil.rmtree(self.settings.chroma_dir, ignore_errors=True)

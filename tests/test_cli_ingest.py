@@ -1,0 +1,70 @@
+"""`rag ingest` as a user runs it: a real process, real model, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .conftest import BIN
+
+
+def rag(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "rag"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_ingest_json_then_nothing_to_do(corpus: Path) -> None:
+    first = rag("ingest", "--json")  # default path: ./corpus
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["files_read"] == 2 and summary["chunks_added"] == summary["chunks_total"] > 4
+    assert {d["loader"] for d in summary["documents"]} == {"markdown", "thread"}
+    second = rag("ingest", "--json", str(corpus))
+    assert second.returncode == 0
+    assert json.loads(second.stdout)["chunks_added"] == 0
+    human = rag("ingest", str(corpus))
+    assert human.returncode == 0 and "0 chunk(s) added" in human.stdout
+
+
+def test_failures_exit_1_with_reasons(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.txt").write_text("")
+    result = rag("ingest", "--json", str(docs))
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["skipped"] == [{"source": "docs/empty.txt", "reason": "empty file"}]
+    only_images = tmp_path / "images"
+    only_images.mkdir()
+    (only_images / "a.png").write_bytes(b"\x89PNG")
+    result = rag("ingest", str(only_images))
+    assert result.returncode == 1 and "no supported documents found" in result.stderr
+
+
+def test_bad_usage_exits_2_with_one_line() -> None:
+    result = rag("ingest", "no/such/dir")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: no such file or directory: no/such/dir"
+    result = rag("ingest", env={"RAG_INGEST__CHUNK_SIZE": "lots"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "ingest.chunk_size" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupted_index_names_the_fix(corpus: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "chroma").mkdir(parents=True)
+    (data / "chroma" / "chroma.sqlite3").write_text("not a database")
+    result = rag("ingest", str(corpus))
+    assert result.returncode == 4
+    assert "rag ingest --reset" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    fixed = rag("ingest", "--reset", "--json", str(corpus))
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout)["chunks_total"] > 4
