@@ -2,9 +2,10 @@
 
 Why not `langchain_core.indexing.index`: it hashes a document's metadata together with its text, and our
 chunks carry their character span and position. Editing one paragraph shifts the spans of every later
-chunk of the file, so the indexing API re-embeds all of them (measured on the default article: an edit to
-its second paragraph re-embedded 5 of 6 chunks). Here a chunk id hashes its content only; a chunk whose
-span or votes moved gets a metadata update, without re-embedding.
+chunk of the file, so the indexing API re-embeds all of them (measured on the default article, chunked
+900/200: prefixing its third paragraph with a word made `index(..., cleanup="incremental")` re-embed all
+10 chunks; this indexer re-embeds 1). Here a chunk id hashes its content only; a chunk whose span or
+votes moved gets a metadata update, without re-embedding.
 
 Crash safety: new chunks are upserted (ids are deterministic, so a repeated upsert never duplicates)
 before stale ones are deleted, and the store itself is the record of what is indexed, so a run killed at
