@@ -26,6 +26,7 @@ from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
 from rag.embeddings import Embedder
+from rag.lexical import read_stamp, rebuild, stamp
 from rag.settings import Settings
 from rag.store import VectorStore
 
@@ -138,6 +139,7 @@ def ingest(
         indexed: dict[str, dict[str, dict[str, Any]]] = {}
         for cid, _, meta in store.iter_records():
             indexed.setdefault(str(meta.get("path", "")), {})[cid] = meta
+        indexed_before = {path: set(ids) for path, ids in indexed.items()}
 
         to_add: list[Chunk] = []
         to_update: list[Chunk] = []
@@ -216,5 +218,9 @@ def ingest(
         report.chunks_total = store.count()
         if report.changed or reset:
             catalog.set_state("last_ingest", str(now))
+        final_ids = {i for ids in indexed_before.values() for i in ids} | {c.id for c in to_add}
+        final_ids -= set(to_delete)
+        if report.changed or read_stamp(settings.lexical_dir) != stamp(final_ids):
+            rebuild(settings.lexical_dir, store.iter_records(include_text=True))
     report.seconds = time.perf_counter() - started
     return report

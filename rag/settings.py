@@ -55,6 +55,36 @@ class StoreSettings(Section):
     collection: str = Field("rag", min_length=3, max_length=63, description="Chroma collection name.")
 
 
+class RetrievalSettings(Section):
+    retriever: str = Field("hybrid", description="Retriever: hybrid (dense + BM25, fused), dense or bm25.")
+    k: int = Field(5, ge=1, le=50, description="Passages given to the answer generator.")
+    candidates: int = Field(20, ge=1, le=500, description="Passages each retriever contributes to the fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    reranker: str = Field("none", description="Reranker after fusion: none, or cross-encoder (needs a local model).")
+    reranker_model: str = Field("", description="Local path of a cross-encoder model for reranker=cross-encoder.")
+    condense: bool = Field(True, description="Rewrite follow-up questions into standalone queries using the history.")
+
+
+class GeneratorSettings(Section):
+    name: str = Field("extractive", description="Answer generator: extractive (offline, default) or openai.")
+    base_url: str = Field(
+        "http://127.0.0.1:11434/v1", description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, hosted)."
+    )
+    model: str = Field("llama3.1", description="Model name at the OpenAI-compatible endpoint.")
+    api_key: str = Field("", description="API key for the endpoint (sent as a Bearer token when set).")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the endpoint before giving up.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature for the openai generator.")
+    fallback: bool = Field(
+        True, description="When the endpoint fails, answer with the extractive generator and say so."
+    )
+    max_sentences: int = Field(3, ge=1, le=10, description="Sentences the extractive generator quotes at most.")
+
+
+class AnswerSettings(Section):
+    max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
+    max_history_turns: int = Field(20, ge=0, description="Conversation turns kept for follow-up questions.")
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -79,6 +109,9 @@ class Settings(BaseSettings):
         default_factory=lambda: EmbeddingSettings(), description="Embedding model."
     )
     store: StoreSettings = Field(default_factory=StoreSettings, description="Vector store.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="Answer generation.")
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Question limits.")
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.data_dir / "lexical" / self.store.collection
 
 
 def load_settings(**overrides: Any) -> Settings:

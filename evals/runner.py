@@ -1,0 +1,127 @@
+"""Run a dataset through the same pipeline as `rag ask`, under one or more named configurations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evals.dataset import EvalCase
+from evals.metrics import CaseScore, Sentence, citation_scores, evidence_recall, fact_recall, reciprocal_rank, summarize
+from rag.embeddings import Embedder
+from rag.settings import Settings
+from rag.store import VectorStore
+from rag.types import Answer, Passage
+from rag.verify import LexicalEmbeddingJudge, split_claims
+
+# Named configurations: overrides of the settings' sections.
+CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    "hybrid": {"retrieval": {"retriever": "hybrid"}},
+    "dense": {"retrieval": {"retriever": "dense"}},
+    "bm25": {"retrieval": {"retriever": "bm25"}},
+    "no-condense": {"retrieval": {"condense": False}},
+    "extractive": {"generator": {"name": "extractive"}},
+    "openai": {"generator": {"name": "openai"}},
+}
+EVAL_SUPPORT_THRESHOLD = 0.7  # stricter than answer-time verification (0.62)
+
+
+class UnknownConfig(ValueError):
+    """A configuration name that is not in CONFIGS."""
+
+
+def config_settings(base: Settings, name: str) -> Settings:
+    if name not in CONFIGS:
+        raise UnknownConfig(f"unknown configuration {name!r}; known: {', '.join(CONFIGS)}")
+    update = {
+        section: getattr(base, section).model_copy(update=values) for section, values in CONFIGS[name].items()
+    }
+    return base.model_copy(update=update)
+
+
+@dataclass
+class RunResult:
+    config: str
+    rows: list[dict[str, Any]] = field(default_factory=list)  # case id + the `rag ask --json` fields
+    scores: list[CaseScore] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return summarize(self.scores)
+
+
+def make_support(judge: LexicalEmbeddingJudge, threshold: float = EVAL_SUPPORT_THRESHOLD) -> Callable[[str, Sequence[Passage]], bool]:
+    def supports(sentence: str, passages: Sequence[Passage]) -> bool:
+        if len(passages) == 1:
+            return judge.support(sentence, passages[0]).score >= threshold
+        merged = Passage("+".join(p.id for p in passages), "\n\n".join(p.text for p in passages), dict(passages[0].metadata))
+        return any(judge.support(sentence, p).score >= threshold for p in (*passages, merged))
+
+    return supports
+
+
+def score_case(case: EvalCase, answer: Answer, k: int, supports: Callable[[str, Sequence[Passage]], bool]) -> CaseScore:
+    retrieved = [p.text for p in answer.retrieved]
+    by_marker = {c.marker: c.passage for c in answer.citations}
+    sentences = [
+        Sentence(text, [by_marker[m] for m in dict.fromkeys(markers) if m in by_marker])
+        for text, markers in split_claims(answer.text)
+    ]
+    recall, precise, total = citation_scores(sentences, supports) if not answer.refused else (0.0, 0.0, 0)
+    return CaseScore(
+        id=case.id,
+        answerable=case.answerable,
+        refused=answer.refused,
+        fact_recall=fact_recall(case, answer.text, answer.refused) if case.answerable else None,
+        evidence_recall=evidence_recall(case, retrieved, k) if case.answerable and case.evidence else None,
+        reciprocal_rank=reciprocal_rank(case, retrieved) if case.answerable and case.evidence else None,
+        citation_recall=None if answer.refused else recall,
+        precise_citations=precise,
+        citations=total,
+        latency_ms=answer.latency_ms,
+    )
+
+
+def run(
+    cases: Sequence[EvalCase],
+    settings: Settings,
+    configs: Sequence[str] = ("default",),
+    k: int | None = None,
+    *,
+    embedder: Embedder | None = None,
+    store: VectorStore | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[RunResult]:
+    """Every case under every configuration. Errors are recorded per case, not raised."""
+    from rag.pipeline import build_pipeline
+
+    embedder = embedder or Embedder(settings.embedding)
+    store = store or VectorStore(settings)
+    supports = make_support(LexicalEmbeddingJudge(embedder))
+    results = []
+    for name in configs:
+        config = config_settings(settings, name)
+        if k:
+            config = config.model_copy(update={"retrieval": config.retrieval.model_copy(update={"k": k})})
+        pipeline = build_pipeline(config, embedder=embedder, store=store)
+        result = RunResult(name)
+        for i, case in enumerate(cases, 1):
+            started = time.perf_counter()
+            try:
+                answer = pipeline.ask(case.question, case.history)
+            except Exception as exc:  # recorded per case: one failing case must not end the run
+                elapsed = (time.perf_counter() - started) * 1000
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                result.rows.append({"id": case.id, "error": error})
+                result.scores.append(CaseScore(case.id, case.answerable, False, None, None, None, None, 0, 0, elapsed, error))
+            else:
+                result.rows.append({"id": case.id, **answer.to_json()})
+                result.answers[case.id] = answer
+                result.scores.append(score_case(case, answer, config.retrieval.k, supports))
+            if progress:
+                progress(name, i, len(cases))
+        results.append(result)
+    return results

@@ -1,0 +1,66 @@
+"""The offline default: the answer is composed of verbatim sentences of the passages, each with its marker.
+
+Faithfulness holds by construction; the work is in choosing the sentences (see `rag.evidence`) and saying
+who said what for thread comments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rag.evidence import Evidence
+from rag.generators.base import REFUSAL, GenerationRequest, Generator
+from rag.lexical import tokenize
+from rag.types import Passage
+
+
+def attribution(passage: Passage) -> str:
+    """'cyd@lemmy.world (3 up, 12 down; replying to TheGrandNagus@lemmy.world)' for a thread comment."""
+    meta = passage.metadata
+    details = [f"{meta.get('upvotes', 0)} up, {meta.get('downvotes', 0)} down"]
+    if meta.get("is_op"):
+        details.insert(0, "the original poster")
+    if meta.get("parent_author"):
+        details.append(f"replying to {meta['parent_author']}")
+    return f"{passage.author} ({'; '.join(details)})"
+
+
+class ExtractiveGenerator(Generator):
+    def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.85) -> None:
+        self.max_sentences = max_sentences
+        self.keep_ratio = keep_ratio
+
+    def select(self, request: GenerationRequest) -> list[Evidence]:
+        """The best sentence, then others nearly as good that cover question words not yet covered."""
+        if not request.evidence:
+            return []
+        best = request.evidence[0]
+        chosen = [best]
+        wanted = set(tokenize(request.question)) or set(tokenize(request.query))
+        covered = set(tokenize(best.text)) & wanted
+        for ev in request.evidence[1:]:
+            if len(chosen) >= self.max_sentences or ev.score < self.keep_ratio * best.score:
+                break
+            new = (set(tokenize(ev.text)) & wanted) - covered
+            if new or (ev.typed and not any(c.typed for c in chosen)):
+                chosen.append(ev)
+                covered |= new
+        return chosen
+
+    def generate(self, request: GenerationRequest) -> Iterator[str]:
+        chosen = self.select(request)
+        if not chosen:
+            yield REFUSAL
+            return
+        quoted_authors: set[str] = set()
+        for n, ev in enumerate(chosen):
+            passage = request.passages[ev.passage]
+            marker = f"[{ev.passage + 1}]"
+            if passage.kind == "comment":
+                who = passage.author
+                lead = f"{who} also wrote" if who in quoted_authors else f"{attribution(passage)} wrote"
+                quoted_authors.add(who)
+                piece = f"{lead}: “{ev.text}” {marker}"
+            else:
+                piece = f"{ev.text} {marker}"
+            yield piece if n == 0 else "\n\n" + piece

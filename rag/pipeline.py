@@ -1,0 +1,231 @@
+"""The answering chain: condense -> retrieve -> (rerank) -> assess evidence -> generate -> verify.
+
+`build_pipeline(settings)` wires the backends named in the settings; `Pipeline.stream` yields events
+(text deltas, citations, done) as verified sentences become available; `Pipeline.ask` returns the
+finished `Answer`. The CLI, the UI and the HTTP API are shells over these two calls.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.sentences import sentence_spans
+from rag.condense import Condenser, NoCondenser, RuleCondenser
+from rag.embeddings import Embedder
+from rag.evidence import EvidenceScorer
+from rag.generators import make_generator
+from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
+from rag.generators.extractive import ExtractiveGenerator
+from rag.lexical import LexicalIndex, rebuild
+from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
+from rag.settings import Settings
+from rag.store import VectorStore
+from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
+from rag.verify import LexicalEmbeddingJudge, SupportJudge, Verifier
+
+UNVERIFIABLE = "The documents don't support an answer to this question: no generated sentence could be verified."
+
+
+class QuestionError(ValueError):
+    """An empty or over-long question, or a malformed history."""
+
+
+class EmptyIndexError(RuntimeError):
+    """Nothing has been ingested yet."""
+
+
+def clean_question(question: str, limit: int) -> str:
+    """The question without control characters; raises `QuestionError` when empty or over `limit`."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\n\t" else ch for ch in question
+    )
+    cleaned = re.sub(r"\s+", " ", cleaned).strip()
+    if not cleaned:
+        raise QuestionError("the question is empty")
+    if len(cleaned) > limit:
+        raise QuestionError(f"the question is too long ({len(cleaned)} characters; the limit is {limit})")
+    return cleaned
+
+
+def parse_history(history: Iterable[Any], max_turns: int) -> list[Turn]:
+    """Turns from `Turn`s or `{"role", "content"}` dicts; raises `QuestionError` on anything else."""
+    turns: list[Turn] = []
+    for i, item in enumerate(history):
+        if isinstance(item, Turn):
+            turns.append(item)
+            continue
+        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
+            raise QuestionError(f"history turn {i + 1} must be an object with role 'user' or 'assistant'")
+        if not isinstance(item.get("content"), str):
+            raise QuestionError(f"history turn {i + 1} needs a text 'content'")
+        turns.append(Turn(item["role"], item["content"]))
+    return turns[-max_turns:] if max_turns else []
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    embedder: Embedder
+    store: VectorStore
+    lexical: LexicalIndex
+    retriever: Retriever
+    reranker: Reranker
+    condenser: Condenser
+    generator: Generator
+    judge: SupportJudge
+    fallback: Generator | None = None
+
+    def __post_init__(self) -> None:
+        self.scorer = EvidenceScorer(self.embedder, self.lexical)
+
+    def ensure_ready(self) -> None:
+        if not self.lexical.records and self.store.count() == 0:
+            raise EmptyIndexError("the index is empty: run `rag ingest` first")
+
+    def ask(
+        self, question: str, history: Sequence[Any] = (), filters: Filters | None = None, k: int | None = None
+    ) -> Answer:
+        for event in self.stream(question, history, filters, k):
+            if isinstance(event, Done):
+                return event.answer
+        raise RuntimeError("the answer stream ended without an answer")  # pragma: no cover
+
+    def stream(
+        self, question: str, history: Sequence[Any] = (), filters: Filters | None = None, k: int | None = None
+    ) -> Iterator[Event]:
+        question = clean_question(question, self.settings.answer.max_question_chars)
+        turns = parse_history(history, self.settings.answer.max_history_turns)
+        self.ensure_ready()
+        k = k or self.settings.retrieval.k
+        answer = Answer(question=question, text="")
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            answer.timings[stage] = round((now - clock) * 1000, 2)
+            clock = now
+
+        answer.query = self.condenser.condense(question, turns)
+        lap("condense")
+        passages = self.reranker.rerank(answer.query, self.retriever.retrieve(answer.query, k, filters))
+        answer.retrieved = passages
+        lap("retrieve")
+        assessment = self.scorer.assess(question, answer.query, passages)
+        lap("assess")
+        if not assessment.answerable:
+            yield from self._refuse(answer, passages, assessment.reason)
+            return
+        request = GenerationRequest(question, answer.query, passages, assessment.evidence, turns)
+        verifier = Verifier(passages, self.judge)
+        produced: list[str] = []
+        try:
+            for delta, citations in self._verified(self.generator.generate(request), verifier):
+                produced.append(delta)
+                yield TextDelta(delta)
+                yield from (CitationEvent(c) for c in citations)
+        except GeneratorError as exc:
+            if self.fallback is None or produced:
+                raise
+            answer.notes.append(f"generator failed ({exc}); answered with the extractive generator")
+            for delta, citations in self._verified(self.fallback.generate(request), verifier):
+                produced.append(delta)
+                yield TextDelta(delta)
+                yield from (CitationEvent(c) for c in citations)
+        lap("generate")
+        answer.notes.extend(verifier.notes)
+        answer.citations = verifier.citations
+        text = "".join(produced).strip()
+        if not text or text == REFUSAL or not answer.citations:
+            yield from self._refuse(answer, passages, "generator declined" if text == REFUSAL else "unverified", text)
+            return
+        answer.text = text
+        yield Done(answer)
+
+    def _refuse(self, answer: Answer, passages: list[Passage], reason: str, said: str = "") -> Iterator[Event]:
+        answer.refused = True
+        answer.citations = []
+        answer.related = passages[:3]
+        answer.notes.append(f"refused: {reason}")
+        answer.text = REFUSAL if not said or said == REFUSAL else UNVERIFIABLE
+        yield TextDelta(answer.text)
+        yield Done(answer)
+
+    def _verified(self, pieces: Iterable[str], verifier: Verifier) -> Iterator[tuple[str, list[Any]]]:
+        """Buffer the generator's pieces; hand on each sentence once complete and verified."""
+        pending = ""
+        first = True
+        for piece in pieces:
+            pending += piece
+            spans = [(s, e) for s, e in sentence_spans(pending) if re.search(r"\w", _strip_markers(pending[s:e]))]
+            if len(spans) < 2:
+                continue
+            cut = spans[-1][0]
+            done, pending = pending[:cut], pending[cut:]
+            for out in verifier.check_text(done):
+                yield (out[0] if first else _joiner(done) + out[0]), out[1]
+                first = False
+        if pending.strip():
+            for out in verifier.check_text(pending):
+                yield (out[0] if first else _joiner(pending) + out[0]), out[1]
+                first = False
+
+    def passage(self, chunk_id: str) -> Passage | None:
+        hits = self.store.get([chunk_id])
+        return Passage(hits[0].id, hits[0].text, hits[0].metadata) if hits else None
+
+
+def _strip_markers(text: str) -> str:
+    return re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", text)
+
+
+def _joiner(text: str) -> str:
+    return "\n\n" if "\n\n" in text else " "
+
+
+def load_lexical(settings: Settings, store: VectorStore) -> LexicalIndex:
+    """The persisted lexical index, rebuilt from the store when missing or out of date."""
+    index = LexicalIndex.load(settings.lexical_dir)
+    if index is None or len(index.records) != store.count():
+        index = rebuild(settings.lexical_dir, store.iter_records(include_text=True))
+    return index
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    store: VectorStore | None = None,
+    generator: Generator | None = None,
+) -> Pipeline:
+    """Wire the pipeline from settings. Loads the lexical index; the embedding model loads on first use."""
+    embedder = embedder or Embedder(settings.embedding)
+    store = store or VectorStore(settings)
+    lexical = load_lexical(settings, store)
+    r = settings.retrieval
+    retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
+    generator = generator or make_generator(settings.generator)
+    extractive = isinstance(generator, ExtractiveGenerator)
+    fallback = ExtractiveGenerator(settings.generator.max_sentences) if settings.generator.fallback and not extractive else None
+    condenser: Condenser = NoCondenser()
+    if r.condense:
+        condenser = getattr(generator, "condenser", None) or RuleCondenser()
+    return Pipeline(
+        settings=settings,
+        embedder=embedder,
+        store=store,
+        lexical=lexical,
+        retriever=retriever,
+        reranker=make_reranker(r.reranker, r.reranker_model),
+        condenser=condenser,
+        generator=generator,
+        judge=LexicalEmbeddingJudge(embedder),
+        fallback=fallback,
+    )

@@ -1,0 +1,124 @@
+"""The domain's values: `Passage`, `Citation`, `Answer`, `Turn`, and the events an answer streams as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk: its id, exact text, metadata and span `[start, end)` in its source document."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float = 0.0
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata.get("source", ""))
+
+    @property
+    def title(self) -> str:
+        return str(self.metadata.get("title", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", ""))
+
+    @property
+    def author(self) -> str:
+        return str(self.metadata.get("author", ""))
+
+    @property
+    def start(self) -> int:
+        return int(self.metadata.get("start", 0))
+
+    @property
+    def end(self) -> int:
+        return int(self.metadata.get("end", 0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunk_id": self.id, "source": self.source, "text": self.text, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Marker `[n]` of an answer: the passage and the exact quote (span inside the passage) supporting it."""
+
+    marker: int
+    passage: Passage
+    quote: str
+    start: int  # quote span inside passage.text
+    end: int
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.passage
+        return {
+            "marker": self.marker,
+            "chunk_id": p.id,
+            "source": p.source,
+            "title": p.title,
+            "kind": p.kind,
+            "author": p.author,
+            "text": p.text,
+            "quote": self.quote,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    refused: bool = False
+    retrieved: list[Passage] = field(default_factory=list)
+    related: list[Passage] = field(default_factory=list)  # closest passages of a refusal (not citations)
+    query: str = ""  # the standalone retrieval query
+    notes: list[str] = field(default_factory=list)  # what verification changed, generator fallbacks
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+
+    @property
+    def latency_ms(self) -> float:
+        return round(sum(self.timings.values()), 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `rag ask --json` prints."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [c.to_json() for c in self.citations],
+            "retrieved": [p.to_json() for p in self.retrieved],
+            "latency_ms": self.latency_ms,
+        }
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+    type: Literal["delta"] = "delta"
+
+
+@dataclass(frozen=True)
+class CitationEvent:
+    citation: Citation
+    type: Literal["citation"] = "citation"
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+    type: Literal["done"] = "done"
+
+
+Event = TextDelta | CitationEvent | Done

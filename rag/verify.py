@@ -1,0 +1,173 @@
+"""Citation verification at answer time: every answer sentence is checked against the passages it cites.
+
+A sentence whose citations do not support it is re-cited to a retrieved passage that does, or removed;
+markers that point nowhere never reach the user; every surviving citation carries the exact quote (a span
+of the passage) that supports its sentence. The support check is a seam (`SupportJudge`): the default
+judges by words and meaning together (content-word recall, embedding similarity, and every number of the
+claim present in the quote); an NLI model can plug in behind the same method.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ingest.sentences import sentence_spans
+from rag.embeddings import Embedder
+from rag.evidence import author_line
+from rag.lexical import tokenize
+from rag.types import Citation, Passage
+
+MARKERS = re.compile(r"\s*(?:\[\d+(?:\s*,\s*\d+)*\])+")
+_MARKER_NUMBERS = re.compile(r"\d+")
+_ATTRIBUTED = re.compile(r"^(?P<who>[^“\"]{1,200}?) (?:also )?wrote: [“\"](?P<quote>.+)[”\"]\s*[.]?$", re.S)
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
+
+
+@dataclass(frozen=True)
+class Support:
+    score: float
+    start: int  # quote span inside the passage text
+    end: int
+
+
+class SupportJudge(ABC):
+    @abstractmethod
+    def support(self, claim: str, passage: Passage) -> Support:
+        """How well `passage` supports `claim` (0..1), and the span of the passage that does."""
+
+
+def _normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().lower()
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+class LexicalEmbeddingJudge(SupportJudge):
+    """Exact quotes score 1; otherwise the best window of one or two passage sentences, scored by
+    content-word recall and embedding similarity, with every number of the claim required in it."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def support(self, claim: str, passage: Passage) -> Support:
+        attributed = _ATTRIBUTED.match(claim.strip())
+        if attributed:
+            who = attributed.group("who")
+            if passage.kind != "comment" or passage.author.split("@")[0] not in who:
+                return Support(0.0, 0, 0)
+            claim = attributed.group("quote")
+        text = passage.text
+        core = claim.strip().strip("“”\"").strip()
+        at = text.find(core)
+        if core and at >= 0:
+            return Support(1.0, at, at + len(core))
+        windows = []
+        spans = sentence_spans(text)
+        for i, (s, e) in enumerate(spans):
+            windows.append((s, e))
+            if i + 1 < len(spans):
+                windows.append((s, spans[i + 1][1]))
+        if not windows:
+            return Support(0.0, 0, 0)
+        normalized = _normalize(core)
+        for s, e in windows:
+            if normalized and normalized in _normalize(text[s:e]):
+                return Support(1.0, s, e)
+        claim_tokens = set(tokenize(core))
+        header = set(tokenize(author_line(passage)))
+        claim_numbers = _numbers(core)
+        vectors = self.embedder.encode_cached([core, *(text[s:e] for s, e in windows)])
+        best = Support(0.0, *windows[0])
+        for (s, e), vector in zip(windows, vectors[1:], strict=True):
+            window = text[s:e]
+            if not claim_numbers <= _numbers(window):
+                continue
+            tokens = set(tokenize(window)) | header
+            recall = len(claim_tokens & tokens) / len(claim_tokens) if claim_tokens else 0.0
+            score = 0.5 * recall + 0.5 * float(vector @ vectors[0])
+            if score > best.score:
+                best = Support(score, s, e)
+        return best
+
+
+def split_claims(text: str) -> list[tuple[str, list[int]]]:
+    """Answer sentences with the marker numbers they carry (markers alone attach to the sentence before)."""
+    claims: list[tuple[str, list[int]]] = []
+    for s, e in sentence_spans(text):
+        piece = text[s:e]
+        markers = [int(n) for m in MARKERS.finditer(piece) for n in _MARKER_NUMBERS.findall(m.group(0))]
+        bare = MARKERS.sub("", piece).strip()
+        if not re.search(r"\w", bare) and claims:
+            claims[-1][1].extend(markers)
+        elif re.search(r"\w", bare):
+            claims.append((bare, markers))
+    return claims
+
+
+class Verifier:
+    """Verifies an answer claim by claim (so that it can stream), numbering citations as they appear.
+
+    Markers in the generator's text are 1-based passage numbers; the verified text's markers number the
+    citations (a passage and the quote in it), in order of first appearance.
+    """
+
+    def __init__(self, passages: Sequence[Passage], judge: SupportJudge, threshold: float = 0.62) -> None:
+        self.passages = passages
+        self.judge = judge
+        self.threshold = threshold
+        self.citations: list[Citation] = []
+        self.notes: list[str] = []
+        self.removed: list[str] = []
+        self._numbering: dict[tuple[str, int, int], int] = {}
+
+    def check_text(self, text: str) -> Iterator[tuple[str, list[Citation]]]:
+        """Each surviving claim of `text`, rendered with its citation markers, and its new citations."""
+        for claim, markers in split_claims(text):
+            checked = self.check(claim, markers)
+            if checked is not None:
+                yield checked
+
+    def check(self, claim: str, markers: list[int]) -> tuple[str, list[Citation]] | None:
+        passages = self.passages
+        cited = [m for m in dict.fromkeys(markers) if 1 <= m <= len(passages)]
+        if len(cited) < len(set(markers)):
+            self.notes.append(f"dropped marker(s) pointing at no passage in: {claim[:60]}")
+        good = [(m, sup) for m in cited if (sup := self.judge.support(claim, passages[m - 1])).score >= self.threshold]
+        if not good:
+            scored = [(m, self.judge.support(claim, p)) for m, p in enumerate(passages, 1) if m not in cited]
+            best = max(scored, key=lambda ms: ms[1].score, default=None)
+            if best and best[1].score >= self.threshold:
+                good = [best]
+                if markers:
+                    self.notes.append(f"re-cited [{best[0]}] for: {claim[:60]}")
+            elif not markers and len(tokenize(claim)) < 3:
+                return claim, []  # a connective phrase, not a claim
+            else:
+                self.removed.append(claim)
+                self.notes.append(f"removed unsupported sentence: {claim[:60]}")
+                return None
+        labels = []
+        new: list[Citation] = []
+        for m, support in good:
+            passage = passages[m - 1]
+            key = (passage.id, support.start, support.end)
+            if key not in self._numbering:
+                self._numbering[key] = len(self._numbering) + 1
+                quote = passage.text[support.start : support.end]
+                new.append(Citation(self._numbering[key], passage, quote, support.start, support.end))
+            labels.append(f"[{self._numbering[key]}]")
+        self.citations.extend(new)
+        return f"{claim} {''.join(labels)}", new
+
+
+def verify(text: str, passages: Sequence[Passage], judge: SupportJudge) -> tuple[str, Verifier]:
+    """Verify a whole answer at once: the verified text, and the verifier with citations and notes."""
+    verifier = Verifier(passages, judge)
+    joiner = "\n\n" if "\n\n" in text else " "
+    return joiner.join(rendered for rendered, _ in verifier.check_text(text)), verifier
