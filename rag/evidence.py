@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex, tokenize
-from rag.types import Passage
+from rag.types import Passage, Turn
 
 _NUMBER = re.compile(r"£\s?\d|\$\s?\d|€\s?\d|\b\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million|billion|dozen)\b", re.I)
 _DATE = re.compile(
@@ -64,14 +64,22 @@ class Assessment:
 
 
 def author_line(passage: Passage) -> str:
-    """The words of a thread comment's metadata a question may ask about."""
-    if passage.kind != "comment":
-        return ""
-    meta = passage.metadata
-    op = " original poster OP" if meta.get("is_op") else ""
-    parent = str(meta.get("parent_author", ""))
-    reply = f" replied to {parent} reply" if parent else ""
-    return f"{passage.author} comment{op}{reply} upvotes {meta.get('upvotes')} downvotes {meta.get('downvotes')}"
+    """The words of a thread comment's metadata that a question may ask about."""
+    return comment_header(passage.metadata)
+
+
+def has_answer_type(kind: str, text: str, question: str) -> bool:
+    """True when `text` holds something of the expected kind that the question does not already say."""
+    asked = question.lower()
+    for match in _TYPE_PATTERN[kind].finditer(text):
+        value = match.group(0).lower().strip("£$€ ")
+        if value and value not in asked:
+            return True
+    return False
+
+
+def _overlap(tokens: set[str], other: set[str]) -> float:
+    return len(tokens & other) / len(tokens) if tokens else 0.0
 
 
 class EvidenceScorer:
@@ -81,14 +89,17 @@ class EvidenceScorer:
         self.embedder = embedder
         self.lexical = lexical
 
-    def score(self, question: str, query: str, passages: Sequence[Passage]) -> list[Evidence]:
-        weights: dict[str, float] = {}
-        for token in tokenize(query):
-            weights[token] = max(weights.get(token, 0.0), 0.5 * self.lexical.term_weight(token))
-        for token in tokenize(question):
-            weights[token] = self.lexical.term_weight(token)
-        total = sum(weights.values()) or 1.0
+    def score(
+        self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
+    ) -> list[Evidence]:
+        """Every sentence of the passages (once, even when chunks overlap), best first."""
+        question_terms = {t: self.lexical.term_weight(t) for t in tokenize(question)}
+        context_terms = {t: self.lexical.term_weight(t) for t in tokenize(query) if t not in question_terms}
+        q_total = sum(question_terms.values()) or 1.0
+        c_total = sum(context_terms.values()) or 1.0
         kind = expected_type(question)
+        previous = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+        previous_tokens = set(tokenize(previous))
 
         spans: list[tuple[int, int, int]] = []
         seen: set[tuple[str, int]] = set()
@@ -105,22 +116,30 @@ class EvidenceScorer:
         similarities = vectors[1:] @ vectors[0]
         evidence = []
         for (i, s, e), text, similarity in zip(spans, texts, similarities, strict=True):
-            tokens = set(tokenize(text)) | set(tokenize(author_line(passages[i])))
-            coverage = sum(w for t, w in weights.items() if t in tokens) / total
-            typed = bool(_TYPE_PATTERN[kind].search(text) or (kind == "name" and passages[i].author)) if kind else None
-            prior = 1.0 / (1 + i)
-            score = 0.5 * float(similarity) + 0.5 * coverage + 0.05 * prior
+            header = passages[i].header
+            tokens = set(tokenize(text))
+            seen_tokens = tokens | set(tokenize(header))
+            coverage = sum(w for t, w in question_terms.items() if t in seen_tokens) / q_total
+            context = sum(w for t, w in context_terms.items() if t in seen_tokens) / c_total if context_terms else 0.0
+            typed = has_answer_type(kind, f"{text} {header}", question) if kind else None
+            score = 0.5 * float(similarity) + 0.4 * coverage + 0.1 * context + 0.05 / (1 + i)
             if typed is False:
-                score -= 0.1
+                score -= 0.15
+            if previous_tokens and _overlap(tokens, previous_tokens) > 0.7:
+                score -= 0.3  # a follow-up asks for something new, not the previous answer again
             evidence.append(Evidence(i, s, e, text, coverage, float(similarity), typed, score))
         evidence.sort(key=lambda ev: -ev.score)
         return evidence
 
-    def assess(self, question: str, query: str, passages: Sequence[Passage]) -> Assessment:
-        evidence = self.score(question, query, passages)
+    def assess(
+        self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
+    ) -> Assessment:
+        evidence = self.score(question, query, passages, history)
         if not evidence:
             return Assessment(False, "nothing retrieved", evidence)
         best = evidence[0]
-        if best.similarity < 0.3 or best.coverage < 0.25 or best.score < 0.4:
+        if best.typed is False:
+            return Assessment(False, "no passage holds the kind of answer asked for", evidence)
+        if best.score < 0.35:
             return Assessment(False, f"weak evidence (score {best.score:.2f})", evidence)
         return Assessment(True, "", evidence)

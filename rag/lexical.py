@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.sentences import sentence_spans
+from rag.types import comment_header
 
 _TOKEN = re.compile(r"£?\d[\d,.]*\d|\w+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -52,9 +53,9 @@ def tokenize(text: str, stem: bool = True) -> list[str]:
 
 
 def index_text(text: str, metadata: dict[str, Any]) -> str:
-    """What BM25 sees for a chunk: its text plus the author of a thread comment."""
-    author = str(metadata.get("author", ""))
-    return f"{text}\n{author.split('@')[0]}" if author else text
+    """What BM25 sees for a chunk: its text, plus the author line of a thread comment."""
+    header = comment_header(metadata)
+    return f"{text}\n{header}" if header else text
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ class Pipeline:
         passages = self.reranker.rerank(answer.query, self.retriever.retrieve(answer.query, k, filters))
         answer.retrieved = passages
         lap("retrieve")
-        assessment = self.scorer.assess(question, answer.query, passages)
+        assessment = self.scorer.assess(question, answer.query, passages, turns)
         lap("assess")
         if not assessment.answerable:
             yield from self._refuse(answer, passages, assessment.reason)
@@ -168,6 +168,8 @@ class Pipeline:
             if len(spans) < 2:
                 continue
             cut = spans[-1][0]
+            leading = re.match(r"(?:\s*\[\d+(?:\s*,\s*\d+)*\])+", pending[cut:])
+            cut += leading.end() if leading else 0  # markers after a period belong to the sentence before
             done, pending = pending[:cut], pending[cut:]
             for out in verifier.check_text(done):
                 yield (out[0] if first else _joiner(done) + out[0]), out[1]

@@ -6,6 +6,22 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
+def comment_header(meta: dict[str, object]) -> str:
+    """'cyd@lemmy.world cyd: forum thread comment, reply to 0x815, 2 upvotes, 6 downvotes, edited'."""
+    if meta.get("kind") != "comment":
+        return ""
+    author = str(meta.get("author", ""))
+    words = [author, author.split("@")[0] + ":", "forum thread comment"]
+    if meta.get("is_op"):
+        words.append("by the original poster (OP)")
+    if meta.get("parent_author"):
+        words.append(f"replying to {meta['parent_author']} (a reply)")
+    words.append(f"{meta.get('upvotes', 0)} upvotes, {meta.get('downvotes', 0)} downvotes")
+    if meta.get("edited"):
+        words.append("edited")
+    return ", ".join(words)
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved chunk: its id, exact text, metadata and span `[start, end)` in its source document."""
@@ -30,6 +46,11 @@ class Passage:
     @property
     def author(self) -> str:
         return str(self.metadata.get("author", ""))
+
+    @property
+    def header(self) -> str:
+        """The metadata words of a thread comment (author, reply-to, votes); empty for other passages."""
+        return comment_header(self.metadata)
 
     @property
     def start(self) -> int:

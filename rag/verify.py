@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from ingest.sentences import sentence_spans
 from rag.embeddings import Embedder
-from rag.evidence import author_line
 from rag.lexical import tokenize
 from rag.types import Citation, Passage
 
 MARKERS = re.compile(r"\s*(?:\[\d+(?:\s*,\s*\d+)*\])+")
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+")
 _MARKER_NUMBERS = re.compile(r"\d+")
 _ATTRIBUTED = re.compile(r"^(?P<who>[^“\"]{1,200}?) (?:also )?wrote: [“\"](?P<quote>.+)[”\"]\s*[.]?$", re.S)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
@@ -80,7 +80,7 @@ class LexicalEmbeddingJudge(SupportJudge):
             if normalized and normalized in _normalize(text[s:e]):
                 return Support(1.0, s, e)
         claim_tokens = set(tokenize(core))
-        header = set(tokenize(author_line(passage)))
+        header = set(tokenize(passage.header))
         claim_numbers = _numbers(core)
         vectors = self.embedder.encode_cached([core, *(text[s:e] for s, e in windows)])
         best = Support(0.0, *windows[0])
@@ -96,17 +96,26 @@ class LexicalEmbeddingJudge(SupportJudge):
         return best
 
 
+def _numbers_in(markers: str) -> list[int]:
+    return [int(n) for m in MARKERS.finditer(markers) for n in _MARKER_NUMBERS.findall(m.group(0))]
+
+
 def split_claims(text: str) -> list[tuple[str, list[int]]]:
-    """Answer sentences with the marker numbers they carry (markers alone attach to the sentence before)."""
+    """Answer sentences with the marker numbers they carry. Markers after a sentence's final period
+    ("... 2021. [1]") belong to that sentence, not to the next."""
     claims: list[tuple[str, list[int]]] = []
     for s, e in sentence_spans(text):
         piece = text[s:e]
-        markers = [int(n) for m in MARKERS.finditer(piece) for n in _MARKER_NUMBERS.findall(m.group(0))]
+        leading = _LEADING_MARKERS.match(piece)
+        if leading and claims:
+            claims[-1][1].extend(_numbers_in(leading.group(0)))
+            piece = piece[leading.end() :]
+        markers = _numbers_in(piece)
         bare = MARKERS.sub("", piece).strip()
-        if not re.search(r"\w", bare) and claims:
-            claims[-1][1].extend(markers)
-        elif re.search(r"\w", bare):
+        if re.search(r"\w", bare):
             claims.append((bare, markers))
+        elif claims:
+            claims[-1][1].extend(markers)
     return claims
 
 

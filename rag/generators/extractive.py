@@ -26,7 +26,7 @@ def attribution(passage: Passage) -> str:
 
 
 class ExtractiveGenerator(Generator):
-    def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.85) -> None:
+    def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.6) -> None:
         self.max_sentences = max_sentences
         self.keep_ratio = keep_ratio
 
@@ -37,9 +37,10 @@ class ExtractiveGenerator(Generator):
         best = request.evidence[0]
         chosen = [best]
         wanted = set(tokenize(request.question)) or set(tokenize(request.query))
+        floor = max(self.keep_ratio * best.score, 0.35)
         covered = set(tokenize(best.text)) & wanted
         for ev in request.evidence[1:]:
-            if len(chosen) >= self.max_sentences or ev.score < self.keep_ratio * best.score:
+            if len(chosen) >= self.max_sentences or ev.score < floor:
                 break
             new = (set(tokenize(ev.text)) & wanted) - covered
             if new or (ev.typed and not any(c.typed for c in chosen)):
