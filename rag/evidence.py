@@ -1,14 +1,17 @@
 """Sentence-level evidence: which sentences of the retrieved passages answer the question, and whether
 the passages hold an answer at all.
 
-A sentence's score combines three independent signals, because no single similarity separates answerable
-from unanswerable questions on this corpus:
-- coverage: the IDF-weighted share of the question's content words found in the sentence (or in the
-  author line of the comment it belongs to);
-- similarity: cosine between the query and the sentence embeddings;
-- answer type: "how much/many" wants a number, "when" a date, "who" a name.
-The question is judged answerable when the best sentence is supported by both meaning and words, and
-no rare content word of the question is missing from the retrieved passages altogether.
+A sentence's score combines independent signals, because no single similarity separates answerable from
+unanswerable questions on this corpus (unanswerable ones score as high as answerable ones):
+- similarity: cosine between the query and sentence embeddings (catches paraphrases);
+- coverage: the IDF-weighted share of the question's content words found in the sentence, or in the
+  author line of the thread comment it belongs to;
+- answer type: a question that opens with "how many/much" wants a number next to what it counts, "when"
+  a date, "who" a name next to what it asks about, and the value must be new (not already in the
+  question); a sentence that says the value is withheld ("whose name is redacted") does not answer.
+The question is judged answerable when a sentence answers the expected type (if any), and the passage it
+comes from mentions every named entity of the question that the corpus knows about (a question that
+joins two things no passage connects is not answered by either).
 """
 
 from __future__ import annotations
@@ -21,27 +24,136 @@ from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex, tokenize
 from rag.types import Passage, Turn
 
-_NUMBER = re.compile(r"£\s?\d|\$\s?\d|€\s?\d|\b\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million|billion|dozen)\b", re.I)
-_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d)\b|\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
-    r"|\b(ago|yesterday|today|last (year|month|week))\b",
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_NUMBER = re.compile(
+    r"[£$€]?\d[\d,.]*\d[mbk]?\b|[£$€]?\d[mbk]?\b"
+    r"|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundred|thousand|million|billion|dozen)\b",
     re.I,
 )
-_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+|\b[A-Z]{2,}\b|\w+@\w")
-
+_DATE = re.compile(
+    rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTHS})\b|\b\d+ (days?|weeks?|months?|years?) ago\b"
+    r"|\b(yesterday|today|last (year|month|week))\b",
+    re.I,
+)
+_NAME = re.compile(
+    rf"\b(?!(?:{_MONTHS})\b)[A-Z][\w’'-]*[a-z][\w’'-]*(?:\s+[A-Z][\w’'-]+)*|\b[A-Z]{{2,}}\b|\b\w+@[\w.]+\w"
+)
+_MONEY = re.compile(r"[£$€]\s?\d[\d,.]*(?:\s?(?:m|bn|k|million|billion)\b)?|\b\d[\d,.]*\s?(?:pounds|dollars|euros)\b", re.I)
+_TYPE_PATTERN = {"number": _NUMBER, "money": _MONEY, "date": _DATE, "name": _NAME}
+_LEAD = r"^"
 EXPECTS = {
-    "number": re.compile(r"\bhow (much|many)\b|\bwhat (amount|sum|percentage|number)\b|\bvotes?\b|\bupvotes?\b|\bdownvotes?\b|\bscore\b", re.I),
-    "date": re.compile(r"\bwhen\b|\bwhat (year|date|month|day|time)\b|\bhow long ago\b", re.I),
-    "name": re.compile(r"\bwho(m|se)?\b|\bwhich (person|people|company|organi[sz]ation|university|institute|charity|expert|user|commenter)\b", re.I),
+    "number": re.compile(
+        _LEAD + r"(how (much|many)|what (amount|sum|percentage|number)|what (is|was|are|were) \S+( \S+){0,2}? "
+        r"(revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth))\b",
+        re.I,
+    ),
+    "date": re.compile(_LEAD + r"(when|(in |on )?(what|which) (\w+ )?(year|date|month|day|time))\b", re.I),
+    "name": re.compile(
+        _LEAD + r"(who(m|se)?|what (is|was) the (name|title)|which (\w+ )?(person|people|user|commenter|department|"
+        r"agency|ministry|company|organi[sz]ation|university|charity|expert))\b",
+        re.I,
+    ),
 }
-_TYPE_PATTERN = {"number": _NUMBER, "date": _DATE, "name": _NAME}
+_ABOUT_THREAD = re.compile(
+    r"\b(up|down)?votes?\b|\bupvot|\bdownvot|\bscore\b|\bcomment|\bthread\b|\bOP\b|\brepl(y|ied|ies)\b"
+    r"|\bpost(er|ed)?\b|\brespond",
+    re.I,
+)
+_WITHHELD = re.compile(
+    r"\b(redacted|withheld|undisclosed|unnamed|anonymous|declined to (comment|say)|not (been )?(named|disclosed|identified|revealed))\b",
+    re.I,
+)
+_WORD = re.compile(r"[£$€]?[\w’'.@-]*\w", re.UNICODE)
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how name title".split())
+_NEAR = 4  # words between a typed value and what the question asks about
+
+
+_WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why|in which|in what|on what)\b", re.I)
+_AUX = frozenset("was is are were did does do has have had will would could should can of".split())
+_COUNTED = re.compile(
+    r"\bhow (?:much|many) (?!(?:was|is|are|were|did|does|do|has|have|had)\b)((?:[\w’'-]+ ){0,2}?[\w’'-]+)(?= (?:was|is|are|were|did|does|do|has|have|had|will|would|could|can|in|of|for|from|with|to|at|on)\b|\W*$)"
+    r"|\bwhat (?:is|was|are|were) \S+(?: \S+){0,2}? (revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth)\b",
+    re.I,
+)
 
 
 def expected_type(question: str) -> str | None:
+    """The kind of answer the question asks for at its first question word: number, date, name, or None."""
+    first = _WH.search(question)
+    if not first:
+        return None
+    opening = question[first.start() :]
     for kind, pattern in EXPECTS.items():
-        if pattern.search(question):
-            return kind
+        if pattern.search(opening):
+            return "money" if kind == "number" and _asks_money(opening) else kind
     return None
+
+
+_MONEY_WORDS = frozenset(
+    "revenue revenues price prices value cost costs budget salary turnover profit profits worth cash money "
+    "funding funds fund fee fees paid pay spend spent".split()
+)
+
+
+def _asks_money(opening: str) -> bool:
+    if re.match(r"how much (was|were|did|does|is|has|had)\b", opening, re.I):
+        return True
+    return counted(opening).lower() in _MONEY_WORDS
+
+
+def counted(question: str) -> str:
+    """What a "how many/much X" (or "what is X's revenue") question counts: X, unless X is a verb."""
+    match = _COUNTED.search(question)
+    if not match:
+        return ""
+    phrase = (match.group(1) or match.group(2) or "").split()
+    head = phrase[-1] if phrase else ""  # "how many academic articles": articles
+    return "" if head.lower() in _AUX else head
+
+
+def _values(kind: str, text: str) -> set[str]:
+    return {m.group(0).lower().strip("£$€ ").replace(",", "") for m in _TYPE_PATTERN[kind].finditer(text)} - {""}
+
+
+_CURRENCIES = {"$": r"\$|dollars?", "€": r"€|euros?", "£": r"£|pounds?"}
+
+
+def typed_answer(kind: str, text: str, question: str, focus: set[str], known: str = "") -> bool:
+    """True when `text` holds a value of `kind` that neither the question nor the previous answer
+    (`known`) already states, near a word of the question (so that "top 10 universities" does not answer
+    "how many students"), and in the currency the question asks for, if it names one."""
+    if _WITHHELD.search(text):
+        return False
+    asked = _values(kind, question) | _values(kind, known)
+    currency = next((c for c, p in _CURRENCIES.items() if re.search(rf"(?:{p})(?!\w)", question, re.I)), None)
+    words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
+    near = [i for i, (_, _, w) in enumerate(words) if set(tokenize(w)) & focus]
+    for match in _TYPE_PATTERN[kind].finditer(text):
+        value = match.group(0).lower().strip("£$€ ").replace(",", "")
+        if not value or value in asked or (kind == "name" and set(tokenize(value)) & focus):
+            continue
+        if kind == "money" and currency and not re.search(_CURRENCIES[currency], match.group(0), re.I):
+            continue
+        index = next((i for i, (s, e, _) in enumerate(words) if s <= match.start() < e or s >= match.start()), None)
+        last = next((i for i, (s, e, _) in enumerate(words) if s < match.end() <= e), index)
+        if index is not None and any(index - _NEAR <= i <= (last or index) + _NEAR for i in near):
+            return True
+    return False
+
+
+_DEMONYM = re.compile(r"(ish|ese|ian|an|ic|i)$")
+
+
+def question_entities(question: str) -> list[str]:
+    """Capitalized names in the question, not its first word, question words or adjectives of nationality
+    ('British'): 'Mareike Ohlberg', 'Imperial College London'."""
+    entities = []
+    for match in re.finditer(r"(?<![.?!]\s)\b[A-Z][\w’'-]+(?:\s+(?:of\s+)?[A-Z][\w’'-]+)*", question):
+        words = [w for w in re.findall(r"[\w’'-]+", match.group(0)) if w.lower() not in _QUESTION_WORDS]
+        if match.start() == 0 or not words or (len(words) == 1 and (_DEMONYM.search(words[0]) or len(words[0]) < 3)):
+            continue
+        entities.append(" ".join(words))
+    return entities
 
 
 @dataclass(frozen=True)
@@ -52,7 +164,7 @@ class Evidence:
     text: str
     coverage: float
     similarity: float
-    typed: bool | None  # has the expected kind of answer; None when the question expects no kind
+    typed: bool | None  # answers the expected kind; None when the question expects no kind
     score: float
 
 
@@ -61,33 +173,32 @@ class Assessment:
     answerable: bool
     reason: str
     evidence: list[Evidence]  # best first
+    lead: int = 0  # the first `lead` sentences answer (parts of) the question and belong in the answer
 
 
-def author_line(passage: Passage) -> str:
-    """The words of a thread comment's metadata that a question may ask about."""
-    return comment_header(passage.metadata)
+_PART_SPLIT = re.compile(
+    r"\s*(?:,\s*(?:and|but)\s+|;\s*|\?\s+|\s+and\s+(?=(?:how|what|which|who|whom|whose|when|where|why|in which|did|was|is)\b))",
+    re.I,
+)
 
 
-def has_answer_type(kind: str, text: str, question: str) -> bool:
-    """True when `text` holds something of the expected kind that the question does not already say."""
-    asked = question.lower()
-    for match in _TYPE_PATTERN[kind].finditer(text):
-        value = match.group(0).lower().strip("£$€ ")
-        if value and value not in asked:
-            return True
-    return False
+def split_question(question: str) -> list[str]:
+    """The parts of a compound question: "How much was the deal, and in which year?" has two."""
+    parts = [p.strip(" ,;") for p in _PART_SPLIT.split(question) if p and len(tokenize(p)) >= 1]
+    return parts if len(parts) > 1 else [question]
 
 
 def _overlap(tokens: set[str], other: set[str]) -> float:
-    return len(tokens & other) / len(tokens) if tokens else 0.0
+    return len(tokens & other) / min(len(tokens), len(other)) if tokens and other else 0.0
 
 
 class EvidenceScorer:
     """Scores the sentences of retrieved passages against a question."""
 
-    def __init__(self, embedder: Embedder, lexical: LexicalIndex) -> None:
+    def __init__(self, embedder: Embedder, lexical: LexicalIndex, min_score: float = 0.12) -> None:
         self.embedder = embedder
         self.lexical = lexical
+        self.min_score = min_score
 
     def score(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
@@ -98,6 +209,13 @@ class EvidenceScorer:
         q_total = sum(question_terms.values()) or 1.0
         c_total = sum(context_terms.values()) or 1.0
         kind = expected_type(question)
+        focus = set(question_terms) | set(context_terms)
+        thing = tokenize(counted(question)) if kind in ("number", "money") else []
+        if kind == "money" and thing and thing[0] in tokenize(" ".join(_MONEY_WORDS)):
+            thing = []  # the amount itself answers "how much cash"
+        if thing and all(t in self.lexical.idf for t in thing):
+            focus = set(thing)  # "how many students": a number next to "students", not any number
+        about_thread = bool(_ABOUT_THREAD.search(question))
         previous = next((t.content for t in reversed(history) if t.role == "assistant"), "")
         previous_tokens = set(tokenize(previous))
 
@@ -121,25 +239,62 @@ class EvidenceScorer:
             seen_tokens = tokens | set(tokenize(header))
             coverage = sum(w for t, w in question_terms.items() if t in seen_tokens) / q_total
             context = sum(w for t, w in context_terms.items() if t in seen_tokens) / c_total if context_terms else 0.0
-            typed = has_answer_type(kind, f"{text} {header}", question) if kind else None
+            # A comment's author, votes and reply-to answer questions about the thread itself.
+            typed_text = f"{header}: {text}" if about_thread and header else text
+            typed = typed_answer(kind, typed_text, question, focus, previous) if kind else None
             score = 0.5 * float(similarity) + 0.4 * coverage + 0.1 * context + 0.05 / (1 + i)
             if typed is False:
                 score -= 0.15
-            if previous_tokens and _overlap(tokens, previous_tokens) > 0.7:
+            if previous_tokens and _overlap(tokens, previous_tokens) > 0.6:
                 score -= 0.3  # a follow-up asks for something new, not the previous answer again
             evidence.append(Evidence(i, s, e, text, coverage, float(similarity), typed, score))
         evidence.sort(key=lambda ev: -ev.score)
         return evidence
 
+    def _known(self, entity: str) -> bool:
+        """The corpus names this entity somewhere (an unknown name may be a paraphrase: 'Tory')."""
+        return any(t in self.lexical.idf for t in tokenize(entity))
+
     def assess(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
     ) -> Assessment:
+        """Judge each part of the question ("What X, and when Y?") on its own; the question is answered
+        when some part is, and each answered part's best sentence leads the evidence."""
+        parts = split_question(question)
+        if len(parts) == 1:
+            return self._assess_part(question, query, passages, history)
+        context = query[len(question) :] if query.startswith(question) else ""
+        assessed = [self._assess_part(part, f"{part} {question}{context}", passages, history) for part in parts]
+        answered = [a for a in assessed if a.answerable]
+        if not answered:
+            return assessed[0]
+        lead = list(dict.fromkeys(a.evidence[0] for a in answered))
+        rest = sorted({ev for a in assessed for ev in a.evidence} - set(lead), key=lambda ev: -ev.score)
+        missed = [p for p, a in zip(parts, assessed, strict=True) if not a.answerable]
+        reason = f"not answered: {'; '.join(missed)}" if missed else ""
+        return Assessment(True, reason, [*lead, *rest], lead=len(lead))
+
+    def _assess_part(
+        self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn]
+    ) -> Assessment:
         evidence = self.score(question, query, passages, history)
-        if not evidence:
-            return Assessment(False, "nothing retrieved", evidence)
-        best = evidence[0]
-        if best.typed is False:
-            return Assessment(False, "no passage holds the kind of answer asked for", evidence)
-        if best.score < 0.35:
-            return Assessment(False, f"weak evidence (score {best.score:.2f})", evidence)
-        return Assessment(True, "", evidence)
+        if not evidence or evidence[0].score < self.min_score:
+            return Assessment(False, "nothing relevant retrieved", evidence)
+        floor = max(self.min_score, 0.75 * evidence[0].score)
+        candidates = [ev for ev in evidence[:5] if ev.score >= floor]
+        if candidates[0].typed is not None:
+            candidates = [ev for ev in candidates if ev.typed]
+            if not candidates:
+                return Assessment(False, "no passage holds the kind of answer asked for", evidence)
+        entities = [e for e in question_entities(question) if self._known(e)]
+        connected = [ev for ev in candidates if self._mentions(passages[ev.passage], entities)]
+        if not connected:
+            return Assessment(False, f"no passage connects {' and '.join(entities)}", evidence)
+        best = connected[0]
+        return Assessment(True, "", [best, *(ev for ev in evidence if ev is not best)], lead=1)
+
+    @staticmethod
+    def _mentions(passage: Passage, entities: list[str]) -> bool:
+        """Every entity is named in the passage (one of its words will do: 'Guo' for 'Yike Guo')."""
+        have = set(tokenize(f"{passage.text} {passage.header}"))
+        return all(set(tokenize(e)) & have for e in entities)

@@ -123,7 +123,9 @@ class Pipeline:
         if not assessment.answerable:
             yield from self._refuse(answer, passages, assessment.reason)
             return
-        request = GenerationRequest(question, answer.query, passages, assessment.evidence, turns)
+        if assessment.reason:
+            answer.notes.append(assessment.reason)
+        request = GenerationRequest(question, answer.query, passages, assessment.evidence, assessment.lead, turns)
         verifier = Verifier(passages, self.judge)
         produced: list[str] = []
         try:

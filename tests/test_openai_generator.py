@@ -42,7 +42,7 @@ class Reply:
     chunks: list[bytes] = field(default_factory=list)  # sent with chunked transfer encoding when streamed
     streamed: bool = False
     delay: float = 0.0  # seconds before answering
-    gate: threading.Event | None = None  # the stream pauses after its first chunk until this is set
+    gate: threading.Event | None = None  # the stream pauses after its first content chunk until set
 
 
 def completion(content: str) -> Reply:
@@ -213,7 +213,9 @@ def test_streamed_answer_is_verified_and_cited(pipeline: Pipeline, fake: FakeLLM
     assert answer.text == "Imperial returned the £500,000 of funding in October 2021. [1]"
     assert len(answer.citations) == 1 and "£500,000" in answer.citations[0].quote
     assert FUNDING in answer.citations[0].passage.text
-    assert answer.notes == []
+    assert not [
+        n for n in answer.notes if n.startswith(("re-cited", "removed", "dropped", "generator failed"))
+    ]
     (request,) = fake.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["body"]["stream"] is True and request["body"]["model"] == "fake"

@@ -22,6 +22,7 @@ class GenerationRequest:
     query: str  # the standalone retrieval query
     passages: list[Passage]  # marker [n] refers to passages[n - 1]
     evidence: list[Evidence] = field(default_factory=list)  # scored sentences, best first
+    lead: int = 1  # the first `lead` evidence sentences each answer a part of the question
     history: Sequence[Turn] = ()
 
 

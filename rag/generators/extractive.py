@@ -34,12 +34,13 @@ class ExtractiveGenerator(Generator):
         """The best sentence, then others nearly as good that cover question words not yet covered."""
         if not request.evidence:
             return []
-        best = request.evidence[0]
-        chosen = [best]
+        lead = max(1, request.lead)
+        chosen = list(request.evidence[:lead])
+        best = chosen[0]
         wanted = set(tokenize(request.question)) or set(tokenize(request.query))
         floor = max(self.keep_ratio * best.score, 0.35)
-        covered = set(tokenize(best.text)) & wanted
-        for ev in request.evidence[1:]:
+        covered = {t for ev in chosen for t in tokenize(ev.text)} & wanted
+        for ev in request.evidence[lead:]:
             if len(chosen) >= self.max_sentences or ev.score < floor:
                 break
             new = (set(tokenize(ev.text)) & wanted) - covered

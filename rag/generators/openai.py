@@ -132,7 +132,7 @@ class OpenAIGenerator(Generator):
             raise self._error(
                 f"could not be reached ({_one_line(str(exc), 80) or 'connection failed'})"
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._error(f"failed: {type(exc).__name__}: {_one_line(str(exc), 80)}") from None
         if not got:
             raise self._error("returned an empty answer")
