@@ -28,7 +28,14 @@ _NAME_OR_NUMBER = re.compile(r"£?\d[\d,.]*\w*|[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A
 class Condenser(ABC):
     @abstractmethod
     def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """A standalone query for `question` asked after `history`."""
+        """A standalone query for `question` asked after `history`: the question itself, made standalone,
+        optionally followed by retrieval-only context terms in brackets."""
+
+
+def standalone_question(query: str) -> str:
+    """The question part of a condensed query (without the bracketed context terms)."""
+    match = re.match(r"^(.*\S)\s+\((?:[^()]*)\)$", query, re.S)
+    return match.group(1) if match else query
 
 
 def needs_context(question: str) -> bool:
@@ -59,10 +66,36 @@ def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
     return unique[:limit]
 
 
+_PERSONAL = re.compile(r"\b(he|him|his|she|her|hers)\b", re.I)
+_PERSON = re.compile(
+    r"\b(?:(?:Prof|Professor|Dr|Mr|Mrs|Ms|Sir)\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}(?= (?:said|says|wrote|led|left|declined|"
+    r"noted|told|argued|is|was|had|has|who)\b)|\b(?:Prof|Professor|Dr|Mr|Mrs|Ms|Sir)\.? [A-Z][a-z]+(?: [A-Z][a-z]+)?|\b\w+@[\w.]+\w"
+)
+
+
+def person_in(history: Sequence[Turn]) -> str:
+    """The person the last exchange was about: the first name-like subject of the last answer, else of
+    the last question ("Prof Yike Guo", "cyd@lemmy.world")."""
+    for turn in reversed(history):
+        text = _MARKER.sub(" ", turn.content)
+        for match in _PERSON.finditer(text):
+            name = match.group(0)
+            if name.split()[0].lower() not in STOPWORDS:
+                return name
+    return ""
+
+
 class RuleCondenser(Condenser):
+    """Resolves "he/she" to the person of the last exchange, and carries the last exchange's salient
+    terms into the query in brackets (the evidence scorer weighs them below the question's own words)."""
+
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         if not history or not needs_context(question):
             return question
+        person = person_in(history[-2:])
+        if person and _PERSONAL.search(question):
+            possessive = {"his": f"{person}'s", "her": f"{person}'s", "hers": f"{person}'s"}
+            question = _PERSONAL.sub(lambda m: possessive.get(m.group(1).lower(), person), question, count=1)
         terms = salient_terms(history)
         return f"{question} ({' '.join(terms)})" if terms else question
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ingest.sentences import paragraph_spans
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex, tokenize
 from rag.types import Passage, Turn
@@ -39,9 +40,15 @@ _NAME = re.compile(
     rf"\b(?!(?:{_MONTHS})\b)[A-Z][\w’'-]*[a-z][\w’'-]*(?:\s+[A-Z][\w’'-]+)*|\b[A-Z]{{2,}}\b|\b\w+@[\w.]+\w"
 )
 _MONEY = re.compile(r"[£$€]\s?\d[\d,.]*(?:\s?(?:m|bn|k|million|billion)\b)?|\b\d[\d,.]*\s?(?:pounds|dollars|euros)\b", re.I)
-_TYPE_PATTERN = {"number": _NUMBER, "money": _MONEY, "date": _DATE, "name": _NAME}
+_TITLE = re.compile(r"[“\"]([^”\"]{3,120})[”\"]")
+_TYPE_PATTERN = {"number": _NUMBER, "money": _MONEY, "date": _DATE, "name": _NAME, "title": _TITLE}
 _LEAD = r"^"
 EXPECTS = {
+    "title": re.compile(
+        _LEAD + r"what (is|was) the (title|name) of (the |a |an |this |that )?(\w+ ){0,3}?(documentary|film|book|"
+        r"report|article|post|programme|program|series|show|paper|song|thread|investigation)\b",
+        re.I,
+    ),
     "number": re.compile(
         _LEAD + r"(how (much|many)|what (amount|sum|percentage|number)|what (is|was|are|were) \S+( \S+){0,2}? "
         r"(revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth))\b",
@@ -62,6 +69,11 @@ _ABOUT_THREAD = re.compile(
 _WITHHELD = re.compile(
     r"\b(redacted|withheld|undisclosed|unnamed|anonymous|declined to (comment|say)|not (been )?(named|disclosed|identified|revealed))\b",
     re.I,
+)
+# A sentence that opens by referring back ("The company, which ...", "He said") leans on the one before.
+_ANAPHOR = re.compile(
+    r"[“\"]?(?:He|She|It|They|This|These|Those|The (?:company|institute|institution|centre|center|university|"
+    r"college|firm|charity|partnership|deal|group|organisation|organization|professor|researcher))\b"
 )
 _WORD = re.compile(r"[£$€]?[\w’'.@-]*\w", re.UNICODE)
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how name title".split())
@@ -125,12 +137,13 @@ def typed_answer(kind: str, text: str, question: str, focus: set[str], known: st
     if _WITHHELD.search(text):
         return False
     asked = _values(kind, question) | _values(kind, known)
+    known_words = set(tokenize(known))
     currency = next((c for c, p in _CURRENCIES.items() if re.search(rf"(?:{p})(?!\w)", question, re.I)), None)
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
     near = [i for i, (_, _, w) in enumerate(words) if set(tokenize(w)) & focus]
     for match in _TYPE_PATTERN[kind].finditer(text):
         value = match.group(0).lower().strip("£$€ ").replace(",", "")
-        if not value or value in asked or (kind == "name" and set(tokenize(value)) & focus):
+        if not value or value in asked or (kind in ("name", "title") and set(tokenize(value)) & (focus | known_words)):
             continue
         if kind == "money" and currency and not re.search(_CURRENCIES[currency], match.group(0), re.I):
             continue
@@ -177,7 +190,7 @@ class Assessment:
 
 
 _PART_SPLIT = re.compile(
-    r"\s*(?:,\s*(?:and|but)\s+|;\s*|\?\s+|\s+and\s+(?=(?:how|what|which|who|whom|whose|when|where|why|in which|did|was|is)\b))",
+    r"\s*(?:,\s*(?:and|but)\s+|;\s*|\?\s+|(?:\s+and|,)\s+(?=(?:how|what|which|who|whom|whose|when|where|why|in which|did|was|is)\b))",
     re.I,
 )
 
@@ -186,6 +199,15 @@ def split_question(question: str) -> list[str]:
     """The parts of a compound question: "How much was the deal, and in which year?" has two."""
     parts = [p.strip(" ,;") for p in _PART_SPLIT.split(question) if p and len(tokenize(p)) >= 1]
     return parts if len(parts) > 1 else [question]
+
+
+_TOPIC = re.compile(r"\b(?:say|said|says|think|thinks|write|wrote|claim|claimed|argue|argued|tell|told) about ([^?.!]+)", re.I)
+
+
+def _paragraph_tokens(passage: Passage, ev: Evidence) -> set[str]:
+    """Words of the paragraph holding an evidence sentence, and of the comment's author line."""
+    start, end = next(((a, b) for a, b in paragraph_spans(passage.text) if a <= ev.start < b), (ev.start, ev.end))
+    return set(tokenize(f"{passage.text[start:max(end, ev.end)]} {passage.header}"))
 
 
 def _overlap(tokens: set[str], other: set[str]) -> float:
@@ -220,24 +242,32 @@ class EvidenceScorer:
         previous_tokens = set(tokenize(previous))
 
         spans: list[tuple[int, int, int]] = []
+        around: list[set[str]] = []  # words of the rest of each sentence's paragraph
         seen: set[tuple[str, int]] = set()
         for i, passage in enumerate(passages):
-            for s, e in self.lexical.sentences(passage.id, passage.text):
+            sentences = self.lexical.sentences(passage.id, passage.text)
+            paragraphs = paragraph_spans(passage.text)
+            for k, (s, e) in enumerate(sentences):
                 key = (str(passage.metadata.get("path", "")), passage.start + s)
-                if key not in seen:  # the same sentence in two overlapping chunks counts once
-                    seen.add(key)
-                    spans.append((i, s, e))
+                if key in seen:  # the same sentence in two overlapping chunks counts once
+                    continue
+                seen.add(key)
+                if k and _ANAPHOR.match(passage.text, s):
+                    s = sentences[k - 1][0]  # "The company, which ..." needs the sentence naming it
+                spans.append((i, s, e))
+                ps, pe = next(((a, b) for a, b in paragraphs if a <= s < b), (s, e))
+                around.append(set(tokenize(passage.text[ps:s] + " " + passage.text[e:pe])))
         if not spans:
             return []
         texts = [passages[i].text[s:e] for i, s, e in spans]
         vectors = self.embedder.encode_cached([query, *texts])
         similarities = vectors[1:] @ vectors[0]
         evidence = []
-        for (i, s, e), text, similarity in zip(spans, texts, similarities, strict=True):
+        for (i, s, e), text, similarity, nearby in zip(spans, texts, similarities, around, strict=True):
             header = passages[i].header
             tokens = set(tokenize(text))
             seen_tokens = tokens | set(tokenize(header))
-            coverage = sum(w for t, w in question_terms.items() if t in seen_tokens) / q_total
+            coverage = sum(w if t in seen_tokens else 0.5 * w for t, w in question_terms.items() if t in seen_tokens | nearby) / q_total
             context = sum(w for t, w in context_terms.items() if t in seen_tokens) / c_total if context_terms else 0.0
             # A comment's author, votes and reply-to answer questions about the thread itself.
             typed_text = f"{header}: {text}" if about_thread and header else text
@@ -268,8 +298,12 @@ class EvidenceScorer:
         answered = [a for a in assessed if a.answerable]
         if not answered:
             return assessed[0]
-        lead = list(dict.fromkeys(a.evidence[0] for a in answered))
-        rest = sorted({ev for a in assessed for ev in a.evidence} - set(lead), key=lambda ev: -ev.score)
+        lead = list({(a.evidence[0].passage, a.evidence[0].start): a.evidence[0] for a in answered}.values())
+        taken = {(ev.passage, ev.start) for ev in lead}
+        rest = sorted(
+            {(ev.passage, ev.start): ev for a in assessed for ev in a.evidence if (ev.passage, ev.start) not in taken}.values(),
+            key=lambda ev: -ev.score,
+        )
         missed = [p for p, a in zip(parts, assessed, strict=True) if not a.answerable]
         reason = f"not answered: {'; '.join(missed)}" if missed else ""
         return Assessment(True, reason, [*lead, *rest], lead=len(lead))
@@ -290,6 +324,16 @@ class EvidenceScorer:
         connected = [ev for ev in candidates if self._mentions(passages[ev.passage], entities)]
         if not connected:
             return Assessment(False, f"no passage connects {' and '.join(entities)}", evidence)
+        topic = _TOPIC.search(question)
+        if topic:  # "What did X say about Y?": the answer must be about Y
+            weights = {t: self.lexical.idf[t] for t in tokenize(topic.group(1)) if t in self.lexical.idf}
+            total = sum(weights.values())
+            connected = [
+                ev for ev in connected
+                if not total or sum(w for t, w in weights.items() if t in _paragraph_tokens(passages[ev.passage], ev)) >= 0.5 * total
+            ]
+            if not connected:
+                return Assessment(False, f"nothing retrieved is about {topic.group(1)}", evidence)
         best = connected[0]
         return Assessment(True, "", [best, *(ev for ev in evidence if ev is not best)], lead=1)
 

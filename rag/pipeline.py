@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.sentences import sentence_spans
-from rag.condense import Condenser, NoCondenser, RuleCondenser
+from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
 from rag.embeddings import Embedder
 from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
@@ -118,14 +118,15 @@ class Pipeline:
         passages = self.reranker.rerank(answer.query, self.retriever.retrieve(answer.query, k, filters))
         answer.retrieved = passages
         lap("retrieve")
-        assessment = self.scorer.assess(question, answer.query, passages, turns)
+        resolved = standalone_question(answer.query) if turns else question
+        assessment = self.scorer.assess(resolved, answer.query, passages, turns)
         lap("assess")
         if not assessment.answerable:
             yield from self._refuse(answer, passages, assessment.reason)
             return
         if assessment.reason:
             answer.notes.append(assessment.reason)
-        request = GenerationRequest(question, answer.query, passages, assessment.evidence, assessment.lead, turns)
+        request = GenerationRequest(resolved, answer.query, passages, assessment.evidence, assessment.lead, turns)
         verifier = Verifier(passages, self.judge)
         produced: list[str] = []
         try:
