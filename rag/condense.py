@@ -42,7 +42,8 @@ def needs_context(question: str) -> bool:
     words = [w.lower() for w in _WORD.findall(question)]
     if any(w in _REFERRING for w in words) or _FOLLOW_ON.match(question):
         return True
-    return len(tokenize(question)) <= 1
+    content = [t for t in tokenize(question) if t not in ("much", "mani", "exact", "actual")]
+    return len(content) <= 1
 
 
 def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:

@@ -77,7 +77,7 @@ _ANAPHOR = re.compile(
 )
 _WORD = re.compile(r"[£$€]?[\w’'.@-]*\w", re.UNICODE)
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how name title".split())
-_NEAR = 4  # words between a typed value and what the question asks about
+_NEAR = {"number": 4, "name": 4, "title": 4, "money": 8, "date": 8}  # words between a value and what is asked about
 
 
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why|in which|in what|on what)\b", re.I)
@@ -149,7 +149,8 @@ def typed_answer(kind: str, text: str, question: str, focus: set[str], known: st
             continue
         index = next((i for i, (s, e, _) in enumerate(words) if s <= match.start() < e or s >= match.start()), None)
         last = next((i for i, (s, e, _) in enumerate(words) if s < match.end() <= e), index)
-        if index is not None and any(index - _NEAR <= i <= (last or index) + _NEAR for i in near):
+        window = _NEAR[kind]
+        if index is not None and any(index - window <= i <= (last or index) + window for i in near):
             return True
     return False
 
