@@ -218,10 +218,17 @@ def _overlap(tokens: set[str], other: set[str]) -> float:
 class EvidenceScorer:
     """Scores the sentences of retrieved passages against a question."""
 
-    def __init__(self, embedder: Embedder, lexical: LexicalIndex, min_score: float = 0.12) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        lexical: LexicalIndex,
+        min_score: float = 0.12,
+        weights: tuple[float, float, float] = (0.5, 0.4, 0.1),
+    ) -> None:
         self.embedder = embedder
         self.lexical = lexical
         self.min_score = min_score
+        self.weights = weights  # of similarity, question-word coverage, context-word coverage
 
     def score(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
@@ -273,7 +280,8 @@ class EvidenceScorer:
             # A comment's author, votes and reply-to answer questions about the thread itself.
             typed_text = f"{header}: {text}" if about_thread and header else text
             typed = typed_answer(kind, typed_text, question, focus, previous) if kind else None
-            score = 0.5 * float(similarity) + 0.4 * coverage + 0.1 * context + 0.05 / (1 + i)
+            w_sim, w_cov, w_ctx = self.weights
+            score = w_sim * float(similarity) + w_cov * coverage + w_ctx * context + 0.05 / (1 + i)
             if typed is False:
                 score -= 0.15
             if previous_tokens and _overlap(tokens, previous_tokens) > 0.6:

@@ -126,8 +126,8 @@ class Pipeline:
             return
         if assessment.reason:
             answer.notes.append(assessment.reason)
-        request = GenerationRequest(resolved, answer.query, passages, assessment.evidence, assessment.lead, turns)
-        verifier = Verifier(passages, self.judge)
+        request = GenerationRequest(question, answer.query, passages, assessment.evidence, assessment.lead, turns)
+        verifier = Verifier(passages, self.judge, declines=[REFUSAL])
         produced: list[str] = []
         try:
             for delta, citations in self._verified(self.generator.generate(request), verifier):
@@ -146,25 +146,29 @@ class Pipeline:
         answer.notes.extend(verifier.notes)
         answer.citations = verifier.citations
         text = "".join(produced).strip()
-        if not text or text == REFUSAL or not answer.citations:
-            yield from self._refuse(answer, passages, "generator declined" if text == REFUSAL else "unverified", text)
+        if not answer.citations:
+            if verifier.declined:
+                yield from self._refuse(answer, passages, "the generator found no answer in the passages")
+            else:
+                yield from self._refuse(answer, passages, "no generated sentence could be verified", UNVERIFIABLE)
             return
         answer.text = text
         yield Done(answer)
 
-    def _refuse(self, answer: Answer, passages: list[Passage], reason: str, said: str = "") -> Iterator[Event]:
+    def _refuse(self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL) -> Iterator[Event]:
         answer.refused = True
         answer.citations = []
         answer.related = passages[:3]
         answer.notes.append(f"refused: {reason}")
-        answer.text = REFUSAL if not said or said == REFUSAL else UNVERIFIABLE
+        answer.text = text
         yield TextDelta(answer.text)
         yield Done(answer)
 
     def _verified(self, pieces: Iterable[str], verifier: Verifier) -> Iterator[tuple[str, list[Any]]]:
-        """Buffer the generator's pieces; hand on each sentence once complete and verified."""
+        """Buffer the generator's pieces; hand on each sentence once complete and verified, keeping the
+        generator's paragraph breaks between sentences."""
         pending = ""
-        first = True
+        separator = ""  # what goes before the next verified sentence ("" before the first)
         for piece in pieces:
             pending += piece
             spans = [(s, e) for s, e in sentence_spans(pending) if re.search(r"\w", _strip_markers(pending[s:e]))]
@@ -174,13 +178,15 @@ class Pipeline:
             leading = re.match(r"(?:\s*\[\d+(?:\s*,\s*\d+)*\])+", pending[cut:])
             cut += leading.end() if leading else 0  # markers after a period belong to the sentence before
             done, pending = pending[:cut], pending[cut:]
-            for out in verifier.check_text(done):
-                yield (out[0] if first else _joiner(done) + out[0]), out[1]
-                first = False
+            for text, citations in verifier.check_text(done):
+                yield separator + text, citations
+                separator = _joiner(done)
+            if re.search(r"\n\s*\n\s*$", done) and separator:
+                separator = "\n\n"
         if pending.strip():
-            for out in verifier.check_text(pending):
-                yield (out[0] if first else _joiner(pending) + out[0]), out[1]
-                first = False
+            for text, citations in verifier.check_text(pending):
+                yield separator + text, citations
+                separator = _joiner(pending)
 
     def passage(self, chunk_id: str) -> Passage | None:
         hits = self.store.get([chunk_id])

@@ -67,32 +67,33 @@ class LexicalEmbeddingJudge(SupportJudge):
         at = text.find(core)
         if core and at >= 0:
             return Support(1.0, at, at + len(core))
-        windows = []
+        windows = []  # (span, is a pair of sentences)
         spans = sentence_spans(text)
         for i, (s, e) in enumerate(spans):
-            windows.append((s, e))
+            windows.append(((s, e), False))
             if i + 1 < len(spans):
-                windows.append((s, spans[i + 1][1]))
+                windows.append(((s, spans[i + 1][1]), True))
         if not windows:
             return Support(0.0, 0, 0)
         normalized = _normalize(core)
-        for s, e in windows:
+        for (s, e), _ in windows:
             if normalized and normalized in _normalize(text[s:e]):
                 return Support(1.0, s, e)
         claim_tokens = set(tokenize(core))
         header = set(tokenize(passage.header))
         claim_numbers = _numbers(core)
-        vectors = self.embedder.encode_cached([core, *(text[s:e] for s, e in windows)])
-        best = Support(0.0, *windows[0])
-        for (s, e), vector in zip(windows, vectors[1:], strict=True):
+        vectors = self.embedder.encode_cached([core, *(text[s:e] for (s, e), _ in windows)])
+        best = Support(0.0, *windows[0][0])
+        for ((s, e), pair), vector in zip(windows, vectors[1:], strict=True):
             window = text[s:e]
             if not claim_numbers <= _numbers(window):
-                continue
+                continue  # a number the passage does not state is the commonest invented detail
             tokens = set(tokenize(window)) | header
             recall = len(claim_tokens & tokens) / len(claim_tokens) if claim_tokens else 0.0
-            score = 0.5 * recall + 0.5 * float(vector @ vectors[0])
+            score = 0.5 * recall + 0.5 * float(vector @ vectors[0]) + (0.05 if claim_numbers else 0.0)
+            score -= 0.05 if pair else 0.0  # a second sentence must earn its place in the quote
             if score > best.score:
-                best = Support(score, s, e)
+                best = Support(min(score, 1.0), s, e)
         return best
 
 
@@ -126,10 +127,14 @@ class Verifier:
     citations (a passage and the quote in it), in order of first appearance.
     """
 
-    def __init__(self, passages: Sequence[Passage], judge: SupportJudge, threshold: float = 0.62) -> None:
+    def __init__(
+        self, passages: Sequence[Passage], judge: SupportJudge, threshold: float = 0.62, declines: Sequence[str] = ()
+    ) -> None:
         self.passages = passages
         self.judge = judge
         self.threshold = threshold
+        self.declines = {d.strip().rstrip(".") for d in declines}  # "the documents don't say" sentences
+        self.declined = False
         self.citations: list[Citation] = []
         self.notes: list[str] = []
         self.removed: list[str] = []
@@ -143,6 +148,9 @@ class Verifier:
                 yield checked
 
     def check(self, claim: str, markers: list[int]) -> tuple[str, list[Citation]] | None:
+        if claim.strip().rstrip(".") in self.declines:
+            self.declined = True
+            return None
         passages = self.passages
         cited = [m for m in dict.fromkeys(markers) if 1 <= m <= len(passages)]
         if len(cited) < len(set(markers)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from rag.condense import standalone_question
 from rag.evidence import Evidence
 from rag.generators.base import REFUSAL, GenerationRequest, Generator
 from rag.lexical import tokenize
@@ -26,9 +27,10 @@ def attribution(passage: Passage) -> str:
 
 
 class ExtractiveGenerator(Generator):
-    def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.6) -> None:
+    def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.6, close_ratio: float = 0.85) -> None:
         self.max_sentences = max_sentences
-        self.keep_ratio = keep_ratio
+        self.keep_ratio = keep_ratio  # a sentence adding question words must score this share of the best
+        self.close_ratio = close_ratio  # a sentence scoring this share of the best is kept anyway
 
     def select(self, request: GenerationRequest) -> list[Evidence]:
         """The best sentence, then others nearly as good that cover question words not yet covered."""
@@ -37,14 +39,16 @@ class ExtractiveGenerator(Generator):
         lead = max(1, request.lead)
         chosen = list(request.evidence[:lead])
         best = chosen[0]
-        wanted = set(tokenize(request.question)) or set(tokenize(request.query))
+        question = standalone_question(request.query) if request.history else request.question
+        wanted = set(tokenize(question)) or set(tokenize(request.query))
         floor = max(self.keep_ratio * best.score, 0.35)
         covered = {t for ev in chosen for t in tokenize(ev.text)} & wanted
         for ev in request.evidence[lead:]:
             if len(chosen) >= self.max_sentences or ev.score < floor:
                 break
             new = (set(tokenize(ev.text)) & wanted) - covered
-            if new or (ev.typed and not any(c.typed for c in chosen)):
+            close = ev.score >= self.close_ratio * best.score
+            if new or close or (ev.typed and not any(c.typed for c in chosen)):
                 chosen.append(ev)
                 covered |= new
         return chosen
