@@ -77,7 +77,11 @@ def parse_case(data: Any) -> EvalCase:
         raise ValueError("'history' must be a list of {role, content} objects")
     turns = []
     for i, turn in enumerate(history, 1):
-        if not (isinstance(turn, dict) and turn.get("role") in ("user", "assistant") and isinstance(turn.get("content"), str)):
+        if not (
+            isinstance(turn, dict)
+            and turn.get("role") in ("user", "assistant")
+            and isinstance(turn.get("content"), str)
+        ):
             raise ValueError(f"history turn {i} must be {{'role': 'user'|'assistant', 'content': str}}")
         turns.append(Turn(turn["role"], turn["content"]))
     return EvalCase(data["id"], data["question"], data["answerable"], facts, data["evidence"], turns)

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.dataset import EvalCase, normalize
-
 from rag.types import Passage
 
 Support = Callable[[str, Sequence[Passage]], bool]  # (sentence, cited passages) -> supported together?
@@ -81,7 +80,9 @@ def citation_scores(sentences: Sequence[Sentence], supports: Support) -> tuple[f
         supported += 1
         for i, passage in enumerate(sentence.cited):
             others = sentence.cited[:i] + sentence.cited[i + 1 :]
-            irrelevant = not supports(sentence.text, [passage]) and bool(others) and supports(sentence.text, others)
+            irrelevant = (
+                not supports(sentence.text, [passage]) and bool(others) and supports(sentence.text, others)
+            )
             precise += not irrelevant
     return supported / len(sentences), float(precise), total
 

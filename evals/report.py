@@ -78,7 +78,10 @@ def failures(result: RunResult, cases: Sequence[EvalCase]) -> str:
         out.append(f"#### {case.id}: {_escape(case.question)}")
         if case.history:
             out.append("- history: " + " / ".join(f"{t.role}: {_escape(t.content)}" for t in case.history))
-        expected = "; ".join(" or ".join(f"`{a}`" for a in group) for group in case.facts) or "(unanswerable: a refusal)"
+        expected = (
+            "; ".join(" or ".join(f"`{a}`" for a in group) for group in case.facts)
+            or "(unanswerable: a refusal)"
+        )
         out.append(f"- expected: {expected}")
         if score.error:
             out.append(f"- error: {_escape(score.error)}")

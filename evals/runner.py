@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.dataset import EvalCase
-from evals.metrics import CaseScore, Sentence, citation_scores, evidence_recall, fact_recall, reciprocal_rank, summarize
+from evals.metrics import (
+    CaseScore,
+    Sentence,
+    citation_scores,
+    evidence_recall,
+    fact_recall,
+    reciprocal_rank,
+    summarize,
+)
 from rag.embeddings import Embedder
 from rag.settings import Settings
 from rag.store import VectorStore
@@ -53,22 +61,31 @@ class RunResult:
         return summarize(self.scores)
 
 
-def make_support(judge: LexicalEmbeddingJudge, threshold: float = EVAL_SUPPORT_THRESHOLD) -> Callable[[str, Sequence[Passage]], bool]:
+def make_support(
+    judge: LexicalEmbeddingJudge, threshold: float = EVAL_SUPPORT_THRESHOLD
+) -> Callable[[str, Sequence[Passage]], bool]:
     def supports(sentence: str, passages: Sequence[Passage]) -> bool:
         if len(passages) == 1:
             return judge.support(sentence, passages[0]).score >= threshold
-        merged = Passage("+".join(p.id for p in passages), "\n\n".join(p.text for p in passages), dict(passages[0].metadata))
+        merged = Passage(
+            "+".join(p.id for p in passages),
+            "\n\n".join(p.text for p in passages),
+            dict(passages[0].metadata),
+        )
         return any(judge.support(sentence, p).score >= threshold for p in (*passages, merged))
 
     return supports
 
 
-def score_case(case: EvalCase, answer: Answer, k: int, supports: Callable[[str, Sequence[Passage]], bool]) -> CaseScore:
+def score_case(
+    case: EvalCase, answer: Answer, k: int, supports: Callable[[str, Sequence[Passage]], bool]
+) -> CaseScore:
     retrieved = [p.text for p in answer.retrieved]
     by_marker = {c.marker: c.passage for c in answer.citations}
     sentences = [
         Sentence(text, [by_marker[m] for m in dict.fromkeys(markers) if m in by_marker])
         for text, markers in split_claims(answer.text)
+        if not (text.endswith(":") and not markers)  # a heading, not a claim
     ]
     recall, precise, total = citation_scores(sentences, supports) if not answer.refused else (0.0, 0.0, 0)
     return CaseScore(
@@ -116,7 +133,9 @@ def run(
                 elapsed = (time.perf_counter() - started) * 1000
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 result.rows.append({"id": case.id, "error": error})
-                result.scores.append(CaseScore(case.id, case.answerable, False, None, None, None, None, 0, 0, elapsed, error))
+                result.scores.append(
+                    CaseScore(case.id, case.answerable, False, None, None, None, None, 0, 0, elapsed, error)
+                )
             else:
                 result.rows.append({"id": case.id, **answer.to_json()})
                 result.answers[case.id] = answer

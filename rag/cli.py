@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from rag.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from rag.types import Answer
 
 app = typer.Typer(
     name="rag",
@@ -244,15 +247,17 @@ def ask(
 @app.command()
 def chat(ctx: typer.Context) -> None:
     """A conversation in the terminal: follow-up questions use the history; /new starts over, /quit ends."""
-    from rag.pipeline import Pipeline
-    from rag.types import Done, TextDelta, Turn
+    from rag.generators.base import GeneratorError
+    from rag.pipeline import Pipeline, QuestionError
+    from rag.store import StoreError
+    from rag.types import Turn
 
     settings = settings_from(ctx)
     pipeline = _pipeline(settings)
     assert isinstance(pipeline, Pipeline)
     _answer_or_exit(pipeline.ensure_ready)
     typer.echo("Ask a question about the documents (/new starts a new conversation, /quit or Ctrl-D ends).")
-    turns: list[Turn] = []
+    turns: list[object] = []
     while True:
         try:
             question = input("\n> ").strip()
@@ -268,31 +273,30 @@ def chat(ctx: typer.Context) -> None:
         if not question:
             continue
 
-        def run(question: str = question) -> object:
-            answer = None
-            for event in pipeline.stream(question, turns):
-                if isinstance(event, TextDelta):
-                    typer.echo(event.text, nl=False)
-                elif isinstance(event, Done):
-                    answer = event.answer
-            typer.echo()
-            return answer
-
         try:
-            answer = run()
-        except typer.Exit:
-            raise
-        except Exception as exc:
-            from rag.generators.base import GeneratorError
-            from rag.pipeline import QuestionError
-            from rag.store import StoreError
-
-            if not isinstance(exc, QuestionError | StoreError | GeneratorError):
-                raise
+            answer = _stream_to_terminal(pipeline, question, turns)
+        except (QuestionError, StoreError, GeneratorError) as exc:
             typer.echo(f"error: {exc}", err=True)
             continue
         _print_sources(answer)
-        turns += [Turn("user", question), Turn("assistant", getattr(answer, "text", ""))]
+        turns += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+def _stream_to_terminal(pipeline: object, question: str, turns: list[object]) -> Answer:
+    """Print an answer as it streams; return the finished answer."""
+    from rag.pipeline import Pipeline
+    from rag.types import Done, TextDelta
+
+    assert isinstance(pipeline, Pipeline)
+    answer = None
+    for event in pipeline.stream(question, turns):
+        if isinstance(event, TextDelta):
+            typer.echo(event.text, nl=False)
+        elif isinstance(event, Done):
+            answer = event.answer
+    typer.echo()
+    assert answer is not None
+    return answer
 
 
 @app.command("eval")
@@ -300,10 +304,13 @@ def evaluate(
     ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="JSONL dataset (see evals/dataset.py for the format).")],
     out: Annotated[Path | None, typer.Option("--out", help="Write one JSON object per case here.")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report (and a PNG chart).")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a Markdown report (and a PNG chart).")
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages retrieved per question.")] = 5,
     config: Annotated[
-        list[str] | None, typer.Option("--config", help="Configuration(s) to compare (repeatable); default: default.")
+        list[str] | None,
+        typer.Option("--config", help="Configuration(s) to compare (repeatable); default: default."),
     ] = None,
 ) -> None:
     """Run an evaluation dataset through the pipeline and report the metrics (exit 1 only on errors)."""
@@ -337,14 +344,16 @@ def evaluate(
         )
     header, rows = summary_rows(results)
     table = Table(*header, title=f"{dataset} ({len(cases)} cases, k={k})")
-    for row in rows:
-        table.add_row(*row)
+    for cells in rows:
+        table.add_row(*cells)
     Console().print(table)
     if out:
         with open(out, "w", encoding="utf-8") as handle:
             for result in results:
                 for row in result.rows:
-                    record = {"config": result.config, **row} if len(results) > 1 else row
+                    record: dict[str, object] = (
+                        {"config": result.config, **row} if len(results) > 1 else dict(row)
+                    )
                     handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     if report:
         command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
@@ -352,5 +361,7 @@ def evaluate(
         typer.echo(f"report: {report} (chart: {image})", err=True)
     errors = sum(r.summary["errors"] for r in results)
     if errors:
-        typer.echo(f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True)
+        typer.echo(
+            f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True
+        )
         raise typer.Exit(EXIT_FAILED)

@@ -17,8 +17,37 @@ from rag.types import Turn
 
 _WORD = re.compile(r"[\w’'£.,-]*\w", re.UNICODE)
 _REFERRING = frozenset(
-    """he him his she her hers it its they them their theirs this that these those there then such
-    former latter same him? it? that? this? other another else""".split()
+    [
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "then",
+        "such",
+        "former",
+        "latter",
+        "same",
+        "him?",
+        "it?",
+        "that?",
+        "this?",
+        "other",
+        "another",
+        "else",
+    ]
 )
 _FOLLOW_ON = re.compile(r"^\s*(and|but|so|also|what about|how about|and what|why|why not|really)\b", re.I)
 _MARKER = re.compile(r"\[\d+\]")
@@ -50,7 +79,9 @@ def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
     """Content words of the last user question, then names and numbers of the last answer."""
     last_user = next((t.content for t in reversed(history) if t.role == "user"), "")
     last_answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
-    terms = [w for w in _WORD.findall(last_user) if w.lower() not in STOPWORDS and w.lower() not in _REFERRING]
+    terms = [
+        w for w in _WORD.findall(last_user) if w.lower() not in STOPWORDS and w.lower() not in _REFERRING
+    ]
     answer = _MARKER.sub(" ", last_answer)
     for sentence in re.split(r"(?<=[.!?])\s+", answer):
         for match in _NAME_OR_NUMBER.finditer(sentence):

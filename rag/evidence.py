@@ -39,24 +39,29 @@ _DATE = re.compile(
 _NAME = re.compile(
     rf"\b(?!(?:{_MONTHS})\b)[A-Z][\w’'-]*[a-z][\w’'-]*(?:\s+[A-Z][\w’'-]+)*|\b[A-Z]{{2,}}\b|\b\w+@[\w.]+\w"
 )
-_MONEY = re.compile(r"[£$€]\s?\d[\d,.]*(?:\s?(?:m|bn|k|million|billion)\b)?|\b\d[\d,.]*\s?(?:pounds|dollars|euros)\b", re.I)
+_MONEY = re.compile(
+    r"[£$€]\s?\d[\d,.]*(?:\s?(?:m|bn|k|million|billion)\b)?|\b\d[\d,.]*\s?(?:pounds|dollars|euros)\b", re.I
+)
 _TITLE = re.compile(r"[“\"]([^”\"]{3,120})[”\"]")
 _TYPE_PATTERN = {"number": _NUMBER, "money": _MONEY, "date": _DATE, "name": _NAME, "title": _TITLE}
 _LEAD = r"^"
 EXPECTS = {
     "title": re.compile(
-        _LEAD + r"what (is|was) the (title|name) of (the |a |an |this |that )?(\w+ ){0,3}?(documentary|film|book|"
+        _LEAD
+        + r"what (is|was) the (title|name) of (the |a |an |this |that )?(\w+ ){0,3}?(documentary|film|book|"
         r"report|article|post|programme|program|series|show|paper|song|thread|investigation)\b",
         re.I,
     ),
     "number": re.compile(
-        _LEAD + r"(how (much|many)|what (amount|sum|percentage|number)|what (is|was|are|were) \S+( \S+){0,2}? "
+        _LEAD
+        + r"(how (much|many)|what (amount|sum|percentage|number)|what (is|was|are|were) \S+( \S+){0,2}? "
         r"(revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth))\b",
         re.I,
     ),
     "date": re.compile(_LEAD + r"(when|(in |on )?(what|which) (\w+ )?(year|date|month|day|time))\b", re.I),
     "name": re.compile(
-        _LEAD + r"(who(m|se)?|what (is|was) the (name|title)|which (\w+ )?(person|people|user|commenter|department|"
+        _LEAD
+        + r"(who(m|se)?|what (is|was) the (name|title)|which (\w+ )?(person|people|user|commenter|department|"
         r"agency|ministry|company|organi[sz]ation|university|charity|expert))\b",
         re.I,
     ),
@@ -76,12 +81,39 @@ _ANAPHOR = re.compile(
     r"college|firm|charity|partnership|deal|group|organisation|organization|professor|researcher))\b"
 )
 _WORD = re.compile(r"[£$€]?[\w’'.@-]*\w", re.UNICODE)
-_QUESTION_WORDS = frozenset("what which who whom whose when where why how name title".split())
-_NEAR = {"number": 4, "name": 4, "title": 4, "money": 8, "date": 8}  # words between a value and what is asked about
+_QUESTION_WORDS = frozenset(
+    ["what", "which", "who", "whom", "whose", "when", "where", "why", "how", "name", "title"]
+)
+_NEAR = {
+    "number": 4,
+    "name": 4,
+    "title": 4,
+    "money": 8,
+    "date": 8,
+}  # words between a value and what is asked about
 
 
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why|in which|in what|on what)\b", re.I)
-_AUX = frozenset("was is are were did does do has have had will would could should can of".split())
+_AUX = frozenset(
+    [
+        "was",
+        "is",
+        "are",
+        "were",
+        "did",
+        "does",
+        "do",
+        "has",
+        "have",
+        "had",
+        "will",
+        "would",
+        "could",
+        "should",
+        "can",
+        "of",
+    ]
+)
 _COUNTED = re.compile(
     r"\bhow (?:much|many) (?!(?:was|is|are|were|did|does|do|has|have|had)\b)((?:[\w’'-]+ ){0,2}?[\w’'-]+)(?= (?:was|is|are|were|did|does|do|has|have|had|will|would|could|can|in|of|for|from|with|to|at|on)\b|\W*$)"
     r"|\bwhat (?:is|was|are|were) \S+(?: \S+){0,2}? (revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth)\b",
@@ -102,8 +134,32 @@ def expected_type(question: str) -> str | None:
 
 
 _MONEY_WORDS = frozenset(
-    "revenue revenues price prices value cost costs budget salary turnover profit profits worth cash money "
-    "funding funds fund fee fees paid pay spend spent".split()
+    [
+        "revenue",
+        "revenues",
+        "price",
+        "prices",
+        "value",
+        "cost",
+        "costs",
+        "budget",
+        "salary",
+        "turnover",
+        "profit",
+        "profits",
+        "worth",
+        "cash",
+        "money",
+        "funding",
+        "funds",
+        "fund",
+        "fee",
+        "fees",
+        "paid",
+        "pay",
+        "spend",
+        "spent",
+    ]
 )
 
 
@@ -124,7 +180,9 @@ def counted(question: str) -> str:
 
 
 def _values(kind: str, text: str) -> set[str]:
-    return {m.group(0).lower().strip("£$€ ").replace(",", "") for m in _TYPE_PATTERN[kind].finditer(text)} - {""}
+    return {m.group(0).lower().strip("£$€ ").replace(",", "") for m in _TYPE_PATTERN[kind].finditer(text)} - {
+        ""
+    }
 
 
 _CURRENCIES = {"$": r"\$|dollars?", "€": r"€|euros?", "£": r"£|pounds?"}
@@ -143,11 +201,17 @@ def typed_answer(kind: str, text: str, question: str, focus: set[str], known: st
     near = [i for i, (_, _, w) in enumerate(words) if set(tokenize(w)) & focus]
     for match in _TYPE_PATTERN[kind].finditer(text):
         value = match.group(0).lower().strip("£$€ ").replace(",", "")
-        if not value or value in asked or (kind in ("name", "title") and set(tokenize(value)) & (focus | known_words)):
+        if (
+            not value
+            or value in asked
+            or (kind in ("name", "title") and set(tokenize(value)) & (focus | known_words))
+        ):
             continue
         if kind == "money" and currency and not re.search(_CURRENCIES[currency], match.group(0), re.I):
             continue
-        index = next((i for i, (s, e, _) in enumerate(words) if s <= match.start() < e or s >= match.start()), None)
+        index = next(
+            (i for i, (s, e, _) in enumerate(words) if s <= match.start() < e or s >= match.start()), None
+        )
         last = next((i for i, (s, e, _) in enumerate(words) if s < match.end() <= e), index)
         window = _NEAR[kind]
         if index is not None and any(index - window <= i <= (last or index) + window for i in near):
@@ -164,7 +228,11 @@ def question_entities(question: str) -> list[str]:
     entities = []
     for match in re.finditer(r"(?<![.?!]\s)\b[A-Z][\w’'-]+(?:\s+(?:of\s+)?[A-Z][\w’'-]+)*", question):
         words = [w for w in re.findall(r"[\w’'-]+", match.group(0)) if w.lower() not in _QUESTION_WORDS]
-        if match.start() == 0 or not words or (len(words) == 1 and (_DEMONYM.search(words[0]) or len(words[0]) < 3)):
+        if (
+            match.start() == 0
+            or not words
+            or (len(words) == 1 and (_DEMONYM.search(words[0]) or len(words[0]) < 3))
+        ):
             continue
         entities.append(" ".join(words))
     return entities
@@ -202,13 +270,17 @@ def split_question(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
-_TOPIC = re.compile(r"\b(?:say|said|says|think|thinks|write|wrote|claim|claimed|argue|argued|tell|told) about ([^?.!]+)", re.I)
+_TOPIC = re.compile(
+    r"\b(?:say|said|says|think|thinks|write|wrote|claim|claimed|argue|argued|tell|told) about ([^?.!]+)", re.I
+)
 
 
 def _paragraph_tokens(passage: Passage, ev: Evidence) -> set[str]:
     """Words of the paragraph holding an evidence sentence, and of the comment's author line."""
-    start, end = next(((a, b) for a, b in paragraph_spans(passage.text) if a <= ev.start < b), (ev.start, ev.end))
-    return set(tokenize(f"{passage.text[start:max(end, ev.end)]} {passage.header}"))
+    start, end = next(
+        ((a, b) for a, b in paragraph_spans(passage.text) if a <= ev.start < b), (ev.start, ev.end)
+    )
+    return set(tokenize(f"{passage.text[start : max(end, ev.end)]} {passage.header}"))
 
 
 def _overlap(tokens: set[str], other: set[str]) -> float:
@@ -275,8 +347,19 @@ class EvidenceScorer:
             header = passages[i].header
             tokens = set(tokenize(text))
             seen_tokens = tokens | set(tokenize(header))
-            coverage = sum(w if t in seen_tokens else 0.5 * w for t, w in question_terms.items() if t in seen_tokens | nearby) / q_total
-            context = sum(w for t, w in context_terms.items() if t in seen_tokens) / c_total if context_terms else 0.0
+            coverage = (
+                sum(
+                    w if t in seen_tokens else 0.5 * w
+                    for t, w in question_terms.items()
+                    if t in seen_tokens | nearby
+                )
+                / q_total
+            )
+            context = (
+                sum(w for t, w in context_terms.items() if t in seen_tokens) / c_total
+                if context_terms
+                else 0.0
+            )
             # A comment's author, votes and reply-to answer questions about the thread itself.
             typed_text = f"{header}: {text}" if about_thread and header else text
             typed = typed_answer(kind, typed_text, question, focus, previous) if kind else None
@@ -303,14 +386,21 @@ class EvidenceScorer:
         if len(parts) == 1:
             return self._assess_part(question, query, passages, history)
         context = query[len(question) :] if query.startswith(question) else ""
-        assessed = [self._assess_part(part, f"{part} {question}{context}", passages, history) for part in parts]
+        assessed = [
+            self._assess_part(part, f"{part} {question}{context}", passages, history) for part in parts
+        ]
         answered = [a for a in assessed if a.answerable]
         if not answered:
             return assessed[0]
         lead = list({(a.evidence[0].passage, a.evidence[0].start): a.evidence[0] for a in answered}.values())
         taken = {(ev.passage, ev.start) for ev in lead}
         rest = sorted(
-            {(ev.passage, ev.start): ev for a in assessed for ev in a.evidence if (ev.passage, ev.start) not in taken}.values(),
+            {
+                (ev.passage, ev.start): ev
+                for a in assessed
+                for ev in a.evidence
+                if (ev.passage, ev.start) not in taken
+            }.values(),
             key=lambda ev: -ev.score,
         )
         missed = [p for p, a in zip(parts, assessed, strict=True) if not a.answerable]
@@ -338,8 +428,11 @@ class EvidenceScorer:
             weights = {t: self.lexical.idf[t] for t in tokenize(topic.group(1)) if t in self.lexical.idf}
             total = sum(weights.values())
             connected = [
-                ev for ev in connected
-                if not total or sum(w for t, w in weights.items() if t in _paragraph_tokens(passages[ev.passage], ev)) >= 0.5 * total
+                ev
+                for ev in connected
+                if not total
+                or sum(w for t, w in weights.items() if t in _paragraph_tokens(passages[ev.passage], ev))
+                >= 0.5 * total
             ]
             if not connected:
                 return Assessment(False, f"nothing retrieved is about {topic.group(1)}", evidence)

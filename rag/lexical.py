@@ -21,14 +21,155 @@ from rag.types import comment_header
 
 _TOKEN = re.compile(r"£?\d[\d,.]*\d|\w+", re.UNICODE)
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers herself him himself his how i if in into is it its itself just me more
-    most my myself no nor not now of off on once only or other our ours ourselves out over own same she
-    should so some such than that the their theirs them themselves then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves s t don doesn didn isn wasn weren won wouldn shouldn
-    also did does said says say tell told according""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "aren't",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "don",
+        "doesn",
+        "didn",
+        "isn",
+        "wasn",
+        "weren",
+        "won",
+        "wouldn",
+        "shouldn",
+        "also",
+        "did",
+        "does",
+        "said",
+        "says",
+        "say",
+        "tell",
+        "told",
+        "according",
+    ]
 )
 
 
@@ -110,10 +251,14 @@ class LexicalIndex:
         import bm25s
 
         records = [Record(cid, text, meta, sentence_spans(text)) for cid, text, meta in items]
-        records.sort(key=lambda r: (str(r.metadata.get("path", "")), int(r.metadata.get("position", 0)), r.id))
+        records.sort(
+            key=lambda r: (str(r.metadata.get("path", "")), int(r.metadata.get("position", 0)), r.id)
+        )
         bm25 = bm25s.BM25()
         if records:
-            bm25.index([tokenize(index_text(r.text, r.metadata)) or [""] for r in records], show_progress=False)
+            bm25.index(
+                [tokenize(index_text(r.text, r.metadata)) or [""] for r in records], show_progress=False
+            )
         return cls(records, bm25)
 
     def save(self, folder: Path) -> None:
@@ -140,7 +285,7 @@ class LexicalIndex:
 
         try:
             with open(folder / "records.jsonl", encoding="utf-8") as lines:
-                records = [Record(i, t, m, [tuple(s) for s in ss]) for i, t, m, ss in map(json.loads, lines)]  # type: ignore[misc]
+                records = [Record(i, t, m, [tuple(s) for s in ss]) for i, t, m, ss in map(json.loads, lines)]
             bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if records else bm25s.BM25()
         except (OSError, ValueError, KeyError):
             return None

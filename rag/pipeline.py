@@ -17,7 +17,7 @@ from typing import Any
 from ingest.sentences import sentence_spans
 from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
 from rag.embeddings import Embedder
-from rag.evidence import EvidenceScorer
+from rag.evidence import EvidenceScorer, split_question
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
@@ -25,10 +25,13 @@ from rag.lexical import LexicalIndex, rebuild
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.store import VectorStore
+from rag.threadfacts import comments_of, listing_kind, select
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import LexicalEmbeddingJudge, SupportJudge, Verifier
 
-UNVERIFIABLE = "The documents don't support an answer to this question: no generated sentence could be verified."
+UNVERIFIABLE = (
+    "The documents don't support an answer to this question: no generated sentence could be verified."
+)
 
 
 class QuestionError(ValueError):
@@ -120,14 +123,19 @@ class Pipeline:
         lap("retrieve")
         resolved = standalone_question(answer.query) if turns else question
         assessment = self.scorer.assess(resolved, answer.query, passages, turns)
+        context, listings = self._thread_listings(resolved, passages)
         lap("assess")
-        if not assessment.answerable:
+        if not assessment.answerable and not listings:
             yield from self._refuse(answer, passages, assessment.reason)
             return
         if assessment.reason:
             answer.notes.append(assessment.reason)
-        request = GenerationRequest(question, answer.query, passages, assessment.evidence, assessment.lead, turns)
-        verifier = Verifier(passages, self.judge, declines=[REFUSAL])
+        structural = bool(listings) and all(listing_kind(part) for part in split_question(resolved))
+        evidence, lead = (
+            (assessment.evidence, assessment.lead) if assessment.answerable and not structural else ([], 0)
+        )
+        request = GenerationRequest(question, answer.query, context, evidence, lead, turns, listings)
+        verifier = Verifier(context, self.judge, declines=[REFUSAL])
         produced: list[str] = []
         try:
             for delta, citations in self._verified(self.generator.generate(request), verifier):
@@ -150,12 +158,42 @@ class Pipeline:
             if verifier.declined:
                 yield from self._refuse(answer, passages, "the generator found no answer in the passages")
             else:
-                yield from self._refuse(answer, passages, "no generated sentence could be verified", UNVERIFIABLE)
+                yield from self._refuse(
+                    answer, passages, "no generated sentence could be verified", UNVERIFIABLE
+                )
             return
         answer.text = text
         yield Done(answer)
 
-    def _refuse(self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL) -> Iterator[Event]:
+    def _thread_listings(
+        self, question: str, passages: list[Passage]
+    ) -> tuple[list[Passage], list[tuple[str, list[int]]]]:
+        """For questions about a thread's structure ("which comments are edited?"): every comment of the
+        threads retrieved (added to the passages), and which of them answer each part of the question."""
+        kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
+        if not kinds:
+            return passages, []
+        paths = {p.metadata.get("path") for p in passages if p.kind == "comment"}
+        records = [r for r in self.lexical.records if r.metadata.get("kind") == "comment"]
+        comments = comments_of(
+            [
+                Passage(r.id, r.text, r.metadata)
+                for r in records
+                if not paths or r.metadata.get("path") in paths
+            ]
+        )
+        context = list(passages)
+        ids = {p.id: i for i, p in enumerate(context)}
+        for c in comments:
+            if c.id not in ids:
+                ids[c.id] = len(context)
+                context.append(c)
+        listings = [(kind, [ids[c.id] for c in select(kind, comments)]) for kind in kinds]
+        return context, [(kind, found) for kind, found in listings if found]
+
+    def _refuse(
+        self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL
+    ) -> Iterator[Event]:
         answer.refused = True
         answer.citations = []
         answer.related = passages[:3]
@@ -171,7 +209,9 @@ class Pipeline:
         separator = ""  # what goes before the next verified sentence ("" before the first)
         for piece in pieces:
             pending += piece
-            spans = [(s, e) for s, e in sentence_spans(pending) if re.search(r"\w", _strip_markers(pending[s:e]))]
+            spans = [
+                (s, e) for s, e in sentence_spans(pending) if re.search(r"\w", _strip_markers(pending[s:e]))
+            ]
             if len(spans) < 2:
                 continue
             cut = spans[-1][0]
@@ -224,7 +264,11 @@ def build_pipeline(
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
     generator = generator or make_generator(settings.generator)
     extractive = isinstance(generator, ExtractiveGenerator)
-    fallback = ExtractiveGenerator(settings.generator.max_sentences) if settings.generator.fallback and not extractive else None
+    fallback = (
+        ExtractiveGenerator(settings.generator.max_sentences)
+        if settings.generator.fallback and not extractive
+        else None
+    )
     condenser: Condenser = NoCondenser()
     if r.condense:
         condenser = getattr(generator, "condenser", None) or RuleCondenser()

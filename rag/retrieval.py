@@ -104,7 +104,9 @@ class CrossEncoderReranker(Reranker):
             return passages
         scores = self.model.predict([(query, p.text) for p in passages])
         order = sorted(range(len(passages)), key=lambda i: -float(scores[i]))
-        return [Passage(passages[i].id, passages[i].text, passages[i].metadata, float(scores[i])) for i in order]
+        return [
+            Passage(passages[i].id, passages[i].text, passages[i].metadata, float(scores[i])) for i in order
+        ]
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -112,14 +114,21 @@ RERANKERS = ("none", "cross-encoder")
 
 
 def make_retriever(
-    name: str, embedder: Embedder, store: VectorStore, lexical: LexicalIndex, candidates: int = 20, rrf_k: int = 60
+    name: str,
+    embedder: Embedder,
+    store: VectorStore,
+    lexical: LexicalIndex,
+    candidates: int = 20,
+    rrf_k: int = 60,
 ) -> Retriever:
     if name == "dense":
         return DenseRetriever(embedder, store)
     if name == "bm25":
         return LexicalRetriever(lexical)
     if name == "hybrid":
-        return HybridRetriever([DenseRetriever(embedder, store), LexicalRetriever(lexical)], candidates, rrf_k)
+        return HybridRetriever(
+            [DenseRetriever(embedder, store), LexicalRetriever(lexical)], candidates, rrf_k
+        )
     raise UnknownBackend(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
 
 

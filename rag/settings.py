@@ -58,17 +58,26 @@ class StoreSettings(Section):
 class RetrievalSettings(Section):
     retriever: str = Field("hybrid", description="Retriever: hybrid (dense + BM25, fused), dense or bm25.")
     k: int = Field(5, ge=1, le=50, description="Passages given to the answer generator.")
-    candidates: int = Field(20, ge=1, le=500, description="Passages each retriever contributes to the fusion.")
+    candidates: int = Field(
+        20, ge=1, le=500, description="Passages each retriever contributes to the fusion."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
-    reranker: str = Field("none", description="Reranker after fusion: none, or cross-encoder (needs a local model).")
-    reranker_model: str = Field("", description="Local path of a cross-encoder model for reranker=cross-encoder.")
-    condense: bool = Field(True, description="Rewrite follow-up questions into standalone queries using the history.")
+    reranker: str = Field(
+        "none", description="Reranker after fusion: none, or cross-encoder (needs a local model)."
+    )
+    reranker_model: str = Field(
+        "", description="Local path of a cross-encoder model for reranker=cross-encoder."
+    )
+    condense: bool = Field(
+        True, description="Rewrite follow-up questions into standalone queries using the history."
+    )
 
 
 class GeneratorSettings(Section):
     name: str = Field("extractive", description="Answer generator: extractive (offline, default) or openai.")
     base_url: str = Field(
-        "http://127.0.0.1:11434/v1", description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, hosted)."
+        "http://127.0.0.1:11434/v1",
+        description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, hosted).",
     )
     model: str = Field("llama3.1", description="Model name at the OpenAI-compatible endpoint.")
     api_key: str = Field("", description="API key for the endpoint (sent as a Bearer token when set).")
@@ -77,7 +86,9 @@ class GeneratorSettings(Section):
     fallback: bool = Field(
         True, description="When the endpoint fails, answer with the extractive generator and say so."
     )
-    max_sentences: int = Field(3, ge=1, le=10, description="Sentences the extractive generator quotes at most.")
+    max_sentences: int = Field(
+        3, ge=1, le=10, description="Sentences the extractive generator quotes at most."
+    )
 
 
 class AnswerSettings(Section):

@@ -40,6 +40,22 @@ class SupportJudge(ABC):
         """How well `passage` supports `claim` (0..1), and the span of the passage that does."""
 
 
+def _details_match(attribution: str, passage: Passage) -> bool:
+    """The details of an attribution ("cyd@lemmy.world (3 up, 12 down; replying to X; edited)") agree
+    with the comment's metadata: votes, OP flag, parent and edited flag."""
+    meta = passage.metadata
+    details = attribution[attribution.find("(") :] if "(" in attribution else ""
+    votes = re.search(r"(\d+) up, (\d+) down", details)
+    if votes and (int(votes.group(1)), int(votes.group(2))) != (meta.get("upvotes"), meta.get("downvotes")):
+        return False
+    if ("original poster" in details) != bool(meta.get("is_op")) and details:
+        return False
+    parent = re.search(r"replying to ([^;)]+)", details)
+    if parent and parent.group(1).strip() != meta.get("parent_author"):
+        return False
+    return not (details and re.search(r"\bedited\b", details) and not meta.get("edited"))
+
+
 def _normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().lower()
 
@@ -59,11 +75,15 @@ class LexicalEmbeddingJudge(SupportJudge):
         attributed = _ATTRIBUTED.match(claim.strip())
         if attributed:
             who = attributed.group("who")
-            if passage.kind != "comment" or passage.author.split("@")[0] not in who:
+            if (
+                passage.kind != "comment"
+                or passage.author.split("@")[0] not in who
+                or not _details_match(who, passage)
+            ):
                 return Support(0.0, 0, 0)
             claim = attributed.group("quote")
         text = passage.text
-        core = claim.strip().strip("“”\"").strip()
+        core = claim.strip().strip('“”"').strip()
         at = text.find(core)
         if core and at >= 0:
             return Support(1.0, at, at + len(core))
@@ -128,7 +148,11 @@ class Verifier:
     """
 
     def __init__(
-        self, passages: Sequence[Passage], judge: SupportJudge, threshold: float = 0.62, declines: Sequence[str] = ()
+        self,
+        passages: Sequence[Passage],
+        judge: SupportJudge,
+        threshold: float = 0.62,
+        declines: Sequence[str] = (),
     ) -> None:
         self.passages = passages
         self.judge = judge
@@ -151,11 +175,17 @@ class Verifier:
         if claim.strip().rstrip(".") in self.declines:
             self.declined = True
             return None
+        if claim.rstrip().endswith(":") and not markers and len(claim) < 80:
+            return claim, []  # a heading ("Comments marked as edited:"), not a claim
         passages = self.passages
         cited = [m for m in dict.fromkeys(markers) if 1 <= m <= len(passages)]
         if len(cited) < len(set(markers)):
             self.notes.append(f"dropped marker(s) pointing at no passage in: {claim[:60]}")
-        good = [(m, sup) for m in cited if (sup := self.judge.support(claim, passages[m - 1])).score >= self.threshold]
+        good = [
+            (m, sup)
+            for m in cited
+            if (sup := self.judge.support(claim, passages[m - 1])).score >= self.threshold
+        ]
         if not good:
             scored = [(m, self.judge.support(claim, p)) for m, p in enumerate(passages, 1) if m not in cited]
             best = max(scored, key=lambda ms: ms[1].score, default=None)

@@ -24,6 +24,9 @@ class GenerationRequest:
     evidence: list[Evidence] = field(default_factory=list)  # scored sentences, best first
     lead: int = 1  # the first `lead` evidence sentences each answer a part of the question
     history: Sequence[Turn] = ()
+    listings: list[tuple[str, list[int]]] = field(
+        default_factory=list
+    )  # thread-structure answers: kind, passages
 
 
 class Generator(ABC):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ingest.sentences import sentence_spans
 from rag.condense import standalone_question
 from rag.evidence import Evidence
 from rag.generators.base import REFUSAL, GenerationRequest, Generator
 from rag.lexical import tokenize
+from rag.threadfacts import INTRO
 from rag.types import Passage
 
 
@@ -23,6 +25,8 @@ def attribution(passage: Passage) -> str:
         details.insert(0, "the original poster")
     if meta.get("parent_author"):
         details.append(f"replying to {meta['parent_author']}")
+    if meta.get("edited"):
+        details.append("edited")
     return f"{passage.author} ({'; '.join(details)})"
 
 
@@ -55,11 +59,19 @@ class ExtractiveGenerator(Generator):
 
     def generate(self, request: GenerationRequest) -> Iterator[str]:
         chosen = self.select(request)
-        if not chosen:
+        if not chosen and not request.listings:
             yield REFUSAL
             return
+        pieces = 0
+        for kind, found in request.listings:
+            yield ("\n\n" if pieces else "") + INTRO[kind]
+            for i in found:
+                passage = request.passages[i]
+                first = passage.text[: (sentence_spans(passage.text) or [(0, len(passage.text))])[0][1]]
+                yield f"\n\n{attribution(passage)} wrote: “{first}” [{i + 1}]"
+            pieces += 1
         quoted_authors: set[str] = set()
-        for n, ev in enumerate(chosen):
+        for n, ev in enumerate(chosen, pieces):
             passage = request.passages[ev.passage]
             marker = f"[{ev.passage + 1}]"
             if passage.kind == "comment":

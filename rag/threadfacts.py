@@ -1,0 +1,91 @@
+"""Questions about a forum thread's structure, answered from its comments' metadata.
+
+"Which comments are marked as edited?", "Whose comment got the most downvotes?", "Who is the original
+poster?" are not answered by any sentence of the text: the answer is in the metadata the thread parser
+recorded (author, votes, edited flag, OP flag, reply-to). Each matching comment is cited by its own
+passage, with an attribution ("cyd@lemmy.world (3 up, 12 down; edited) wrote: ...") whose details the
+verifier checks against that passage's metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag.types import Passage
+
+_LISTINGS: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "not_edited",
+        re.compile(
+            r"\b(comments?|posts?|repl(y|ies))\b.*\b(not|n't|never|un)[- ]?(marked as )?edited\b", re.I
+        ),
+    ),
+    (
+        "edited",
+        re.compile(r"\b(which|whose|what|any) (\w+ )?(comments?|posts?|repl(y|ies))\b.*\bedited\b", re.I),
+    ),
+    (
+        "most_up",
+        re.compile(
+            r"\b(most|highest|top|best)[- ](up-?votes?|upvoted|score|scored|liked|popular)|\bmost up-?votes\b",
+            re.I,
+        ),
+    ),
+    (
+        "most_down",
+        re.compile(
+            r"\b(most|highest)[- ](down-?votes?|downvoted|disliked)|\b(lowest|worst)[- ](score|scored)|\bmost down-?votes\b|\bleast popular\b",
+            re.I,
+        ),
+    ),
+    (
+        "op",
+        re.compile(
+            r"\b(who|which (user|commenter|person|account))\b.*\b(original poster|OP|started the thread)\b",
+            re.I,
+        ),
+    ),
+]
+INTRO = {
+    "not_edited": "Comments not marked as edited:",
+    "edited": "Comments marked as edited:",
+    "most_up": "Most upvoted comment:",
+    "most_down": "Most downvoted comment:",
+    "op": "Comments by the original poster:",
+}
+
+
+def listing_kind(question: str) -> str | None:
+    """Which structural question this is, if any."""
+    for kind, pattern in _LISTINGS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def comments_of(passages: Sequence[Passage]) -> list[Passage]:
+    """The first passage of each comment, in thread order."""
+    first: dict[tuple[str, int], Passage] = {}
+    for p in passages:
+        if p.kind == "comment":
+            key = (str(p.metadata.get("path", "")), int(p.metadata.get("comment", 0)))
+            if key not in first or p.start < first[key].start:
+                first[key] = p
+    return [first[k] for k in sorted(first)]
+
+
+def select(kind: str, comments: Sequence[Passage]) -> list[Passage]:
+    """The comments that answer a structural question of this kind."""
+    meta = [c.metadata for c in comments]
+    if kind == "edited":
+        return [c for c, m in zip(comments, meta, strict=True) if m.get("edited")]
+    if kind == "not_edited":
+        return [c for c, m in zip(comments, meta, strict=True) if not m.get("edited")]
+    if kind == "op":
+        return [c for c, m in zip(comments, meta, strict=True) if m.get("is_op")]
+    if not comments:
+        return []
+    field = "upvotes" if kind == "most_up" else "downvotes"
+    top = max(int(m.get(field, 0)) for m in meta)
+    return [c for c, m in zip(comments, meta, strict=True) if int(m.get(field, 0)) == top]
