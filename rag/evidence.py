@@ -266,7 +266,14 @@ _PART_SPLIT = re.compile(
 
 def split_question(question: str) -> list[str]:
     """The parts of a compound question: "How much was the deal, and in which year?" has two."""
-    parts = [p.strip(" ,;") for p in _PART_SPLIT.split(question) if p and len(tokenize(p)) >= 1]
+    parts: list[str] = []
+    for piece in _PART_SPLIT.split(question):
+        piece = piece.strip(" ,;") if piece else ""
+        if not re.search(r"\w", piece):
+            continue
+        if not tokenize(piece) and parts:  # "..., and when?" asks about the part before it
+            piece = f"{piece.rstrip('?')} {parts[-1]}"
+        parts.append(piece)
     return parts if len(parts) > 1 else [question]
 
 

@@ -1,0 +1,578 @@
+"""evals/dataset.py and evals/metrics.py on small hand-made cases: pure and fast (no model, no index).
+
+Every expected value below is computed by hand from the definitions in the evals/metrics.py docstring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evals.dataset import DatasetError, EvalCase, load_dataset, normalize, quotes_not_in_corpus
+from evals.metrics import (
+    CaseScore,
+    Sentence,
+    citation_scores,
+    evidence_recall,
+    fact_recall,
+    percentile,
+    reciprocal_rank,
+    summarize,
+)
+from rag.types import Passage, Turn
+
+GOOD: dict[str, Any] = {
+    "id": "c1",
+    "question": "How much was the deal?",
+    "answerable": True,
+    "facts": [["£3m", "3 million"], ["2019"]],
+    "evidence": ["signing a £3m deal with the university in 2019"],
+}
+UNANSWERABLE: dict[str, Any] = {
+    "id": "u1",
+    "question": "What is Jari's annual revenue?",
+    "answerable": False,
+    "facts": [],
+    "evidence": [],
+}
+
+
+def case(facts: list[list[str]] | None = None, evidence: list[str] | None = None) -> EvalCase:
+    return EvalCase("c", "q?", True, facts or [], evidence or [])
+
+
+def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**base, **changes}
+
+
+def without(base: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in base.items() if k != key}
+
+
+# ---------------------------------------------------------------------------------------------------
+# dataset validation
+
+
+MALFORMED: list[tuple[str, str, str]] = [
+    # (test id, the bad line, a piece of the reason)
+    ("not-json", '{"id": "c2", "question": ', "not valid JSON"),
+    ("not-json-trailing-comma", '{"id": "c2",}', "not valid JSON"),
+    ("array-not-object", '["c2", "question"]', "a case must be a JSON object"),
+    ("string-not-object", '"just a string"', "a case must be a JSON object"),
+    ("missing-evidence", json.dumps(without(with_(GOOD, id="c2"), "evidence")), "missing key(s): evidence"),
+    (
+        "missing-several",
+        json.dumps({"id": "c2", "question": "q?"}),
+        "missing key(s): answerable, evidence, facts",
+    ),
+    ("unknown-key", json.dumps(with_(GOOD, id="c2", answer="x")), "unknown key(s): answer"),
+    ("id-not-string", json.dumps(with_(GOOD, id=2)), "'id' must be a non-empty string"),
+    ("id-blank", json.dumps(with_(GOOD, id="  ")), "'id' must be a non-empty string"),
+    (
+        "question-empty",
+        json.dumps(with_(GOOD, id="c2", question="")),
+        "'question' must be a non-empty string",
+    ),
+    ("question-not-string", json.dumps(with_(GOOD, id="c2", question=["q"])), "'question' must be"),
+    (
+        "answerable-string",
+        json.dumps(with_(GOOD, id="c2", answerable="yes")),
+        "'answerable' must be true or false",
+    ),
+    ("answerable-int", json.dumps(with_(GOOD, id="c2", answerable=1)), "'answerable' must be true or false"),
+    ("facts-string", json.dumps(with_(GOOD, id="c2", facts="£3m")), "'facts' must be a list"),
+    ("facts-flat-list", json.dumps(with_(GOOD, id="c2", facts=["£3m"])), "'facts' must be a list"),
+    ("facts-number", json.dumps(with_(GOOD, id="c2", facts=[["£3m", 3]])), "'facts' must be a list"),
+    ("facts-empty-group", json.dumps(with_(GOOD, id="c2", facts=[["2019"], []])), "non-empty lists"),
+    ("evidence-string", json.dumps(with_(GOOD, id="c2", evidence="a quote")), "'evidence' must be a list"),
+    ("evidence-empty-quote", json.dumps(with_(GOOD, id="c2", evidence=[""])), "'evidence' must be a list"),
+    (
+        "answerable-without-facts",
+        json.dumps(with_(GOOD, id="c2", facts=[])),
+        "an answerable case needs at least one fact group",
+    ),
+    (
+        "unanswerable-with-facts",
+        json.dumps(with_(UNANSWERABLE, facts=[["x"]])),
+        "an unanswerable case has no facts and no evidence",
+    ),
+    (
+        "unanswerable-with-evidence",
+        json.dumps(with_(UNANSWERABLE, evidence=["a quote"])),
+        "an unanswerable case has no facts and no evidence",
+    ),
+    ("history-not-list", json.dumps(with_(GOOD, id="c2", history={"role": "user"})), "'history' must be"),
+    (
+        "history-bad-role",
+        json.dumps(with_(GOOD, id="c2", history=[{"role": "system", "content": "x"}])),
+        "history turn 1 must be",
+    ),
+    (
+        "history-missing-content",
+        json.dumps(with_(GOOD, id="c2", history=[{"role": "user", "content": "hi"}, {"role": "assistant"}])),
+        "history turn 2 must be",
+    ),
+    (
+        "history-content-not-string",
+        json.dumps(with_(GOOD, id="c2", history=[{"role": "user", "content": ["hi"]}])),
+        "history turn 1 must be",
+    ),
+    ("history-turn-string", json.dumps(with_(GOOD, id="c2", history=["hello"])), "history turn 1 must be"),
+    ("duplicate-id", json.dumps(with_(GOOD, question="Another question?")), "duplicate id 'c1'"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_line_names_file_line_and_reason(tmp_path: Path, line: str, reason: str) -> None:
+    path = tmp_path / "cases.jsonl"
+    # A good case, a blank line (skipped but counted), then the bad line: line 3.
+    path.write_text(json.dumps(GOOD) + "\n\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:3: "), message
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_first_bad_line_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    lines = [json.dumps(GOOD), "not json", json.dumps(with_(GOOD, id=5))]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r":2: not valid JSON"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n\n \t\n"], ids=["empty", "newline", "blank-lines"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value) == f"{path}: no cases"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(DatasetError, match="cannot read") as info:
+        load_dataset(missing)
+    assert str(info.value).startswith(f"{missing}: ")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DatasetError, match="cannot read"):
+        load_dataset(binary)
+
+
+def test_good_file_loads_with_and_without_history(tmp_path: Path) -> None:
+    history = [
+        {"role": "user", "content": "What deal did Jari sign?"},
+        {"role": "assistant", "content": "A £3m deal with Imperial."},
+    ]
+    followup = {
+        "evidence": ["the £500,000 of funding that had been received was returned"],
+        "facts": [["£500,000", "500,000"]],
+        "answerable": True,
+        "history": history,
+        "question": "How much was returned?",
+        "id": "fu",
+    }
+    path = tmp_path / "good.jsonl"
+    lines = [json.dumps(GOOD), "", json.dumps(followup, ensure_ascii=False), json.dumps(UNANSWERABLE), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    cases = load_dataset(path)
+
+    assert [c.id for c in cases] == ["c1", "fu", "u1"]
+    first, second, third = cases
+    assert first == EvalCase(
+        "c1",
+        "How much was the deal?",
+        True,
+        [["£3m", "3 million"], ["2019"]],
+        ["signing a £3m deal with the university in 2019"],
+        [],
+    )
+    assert first.history == []
+    assert second.question == "How much was returned?"
+    assert second.facts == [["£500,000", "500,000"]]
+    assert second.evidence == ["the £500,000 of funding that had been received was returned"]
+    assert second.history == [
+        Turn("user", "What deal did Jari sign?"),
+        Turn("assistant", "A £3m deal with Imperial."),
+    ]
+    assert third == EvalCase("u1", "What is Jari's annual revenue?", False, [], [], [])
+
+
+def test_explicit_empty_history_equals_missing_history(tmp_path: Path) -> None:
+    path = tmp_path / "good.jsonl"
+    path.write_text(json.dumps(with_(GOOD, history=[])) + "\n", encoding="utf-8")
+    (loaded,) = load_dataset(path)
+    assert loaded.history == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("China’s “smart  military\nbases”", 'china\'s "smart military bases"'),
+        ("  ‘Quoted’\u00a0text\t", "'quoted' text"),
+        ("ALREADY plain", "already plain"),
+    ],
+)
+def test_normalize(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+def test_quotes_not_in_corpus_reports_exactly_the_missing_quotes() -> None:
+    corpus = [
+        "The company, which is the leading designer of China’s drone warships, shared this objective.",
+        'Jari wanted AI for potential use in "smart military bases", the Guardian has learned.\n\n'
+        "A Mandarin-language email from Jari’s research director to an Imperial College professor.",
+    ]
+    cases = [
+        EvalCase(
+            "straight-vs-curly",
+            "q?",
+            True,
+            [["x"]],
+            [
+                "leading designer of China's drone warships",  # straight apostrophe; corpus has a curly one
+                "use in “smart military bases”",  # curly quotes; corpus has straight ones
+            ],
+        ),
+        EvalCase(
+            "whitespace",
+            "q?",
+            True,
+            [["x"]],
+            ["the   Guardian has\nlearned.  A Mandarin-language email", "  JARI’S RESEARCH DIRECTOR "],
+        ),
+        EvalCase(
+            "missing",
+            "q?",
+            True,
+            [["x"]],
+            [
+                "Our universities are like lambs to the slaughter.",
+                "drone warships",
+                "shared this objective. Jari wanted AI",  # spans two documents: not in any one of them
+            ],
+        ),
+        EvalCase("unanswerable", "q?", False, [], []),
+    ]
+    assert quotes_not_in_corpus(cases, corpus) == [
+        ("missing", "Our universities are like lambs to the slaughter."),
+        ("missing", "shared this objective. Jari wanted AI"),
+    ]
+    assert quotes_not_in_corpus(cases[:2], corpus) == []
+    assert quotes_not_in_corpus(cases[:1], []) == [
+        ("straight-vs-curly", "leading designer of China's drone warships"),
+        ("straight-vs-curly", "use in “smart military bases”"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# fact recall
+
+DEAL = case(facts=[["security risk"], ["academic tie-ups", "tie-ups with China"]])
+SMART = case(facts=[["“smart military bases”"], ["China’s drone warships"]])
+THREE = case(facts=[["£3m"], ["2019"], ["two Imperial employees"]])
+
+
+@pytest.mark.parametrize(
+    ("eval_case", "answer", "refused", "expected"),
+    [
+        pytest.param(DEAL, "A security risk posed by academic tie-ups.", False, 1.0, id="first-alternatives"),
+        pytest.param(DEAL, "A security risk from tie-ups with China.", False, 1.0, id="second-alternative"),
+        pytest.param(DEAL, "SECURITY RISK and Academic Tie-Ups", False, 1.0, id="case-insensitive"),
+        pytest.param(DEAL, "Concerns about security\n  risk.", False, 0.5, id="whitespace-partial"),
+        pytest.param(DEAL, "It is a security risk.", False, 0.5, id="partial"),
+        pytest.param(DEAL, "Nothing relevant here.", False, 0.0, id="none"),
+        pytest.param(DEAL, "", False, 0.0, id="empty-answer"),
+        pytest.param(DEAL, "security risk, academic tie-ups", True, 0.0, id="refused-scores-0"),
+        pytest.param(
+            SMART, 'for "smart military bases" and China\'s drone warships', False, 1.0, id="quotes"
+        ),
+        pytest.param(SMART, "smart military bases", False, 0.0, id="quotes-are-part-of-the-fact"),
+        pytest.param(THREE, "a £3m deal in 2019", False, 2 / 3, id="two-of-three"),
+        pytest.param(THREE, "In 2019.", False, 1 / 3, id="one-of-three"),
+    ],
+)
+def test_fact_recall(eval_case: EvalCase, answer: str, refused: bool, expected: float) -> None:
+    assert fact_recall(eval_case, answer, refused) == pytest.approx(expected)
+
+
+@settings(max_examples=200)
+@given(
+    groups=st.lists(
+        st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=3), min_size=1, max_size=5
+    ),
+    answer=st.text(),
+    refused=st.booleans(),
+)
+def test_fact_recall_property(groups: list[list[str]], answer: str, refused: bool) -> None:
+    # Greek capital sigma lower-cases by context (final sigma), so a fact can match alone but not inside a
+    # longer word: a known defect pinned by test_fact_recall_final_sigma; kept out of the property.
+    groups = [[alt.replace("Σ", "S") for alt in group] for group in groups]
+    eval_case = case(facts=groups)
+    assert 0.0 <= fact_recall(eval_case, answer, refused) <= 1.0
+    covering = "".join(group[0] for group in groups)
+    assert fact_recall(eval_case, covering, False) == 1.0
+    assert fact_recall(eval_case, covering, True) == 0.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="normalize() uses str.lower(), which maps Σ to final-sigma ς at a word end: the fact 'Σ' "
+    "lower-cases to 'σ' but the answer 'AΣ' to 'aς' (str.casefold() would match both)",
+)
+def test_fact_recall_final_sigma() -> None:
+    assert fact_recall(case(facts=[["A"], ["Σ"]]), "AΣ", False) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# evidence recall@k and MRR
+
+FUNDING = case(
+    facts=[["x"]],
+    evidence=[
+        "the partnership was ultimately terminated in 2021",
+        "the £500,000 of funding that had been received was returned",
+    ],
+)
+NOISE = "Guo declined to comment on the Jari partnership."
+HOLDS_FIRST = (
+    "However, the partnership was ultimately\nterminated in 2021. Imperial said no research went ahead."
+)
+HOLDS_SECOND = "Imperial said the £500,000 of funding that had been received was returned in October 2021."
+HOLDS_BOTH = "However, the Partnership was ultimately terminated in 2021. " + HOLDS_SECOND
+
+
+@pytest.mark.parametrize(
+    ("retrieved", "k", "expected"),
+    [
+        pytest.param([NOISE, HOLDS_FIRST, HOLDS_SECOND], 1, 0.0, id="k1-none"),
+        pytest.param([NOISE, HOLDS_FIRST, HOLDS_SECOND], 2, 0.5, id="k2-one-of-two"),
+        pytest.param([NOISE, HOLDS_FIRST, HOLDS_SECOND], 3, 1.0, id="k3-both"),
+        pytest.param([NOISE, HOLDS_FIRST, HOLDS_SECOND], 50, 1.0, id="k-beyond-list"),
+        pytest.param([HOLDS_BOTH, NOISE], 1, 1.0, id="one-passage-holds-both"),
+        pytest.param([HOLDS_FIRST, HOLDS_FIRST, NOISE], 3, 0.5, id="same-quote-twice-counts-once"),
+        pytest.param([NOISE, NOISE], 5, 0.0, id="none-retrieved"),
+        pytest.param([], 5, 0.0, id="nothing-retrieved"),
+    ],
+)
+def test_evidence_recall(retrieved: list[str], k: int, expected: float) -> None:
+    assert evidence_recall(FUNDING, retrieved, k) == pytest.approx(expected)
+
+
+def test_evidence_recall_normalizes_quotes() -> None:
+    curly = case(facts=[["x"]], evidence=['designer of China\'s drone warships, "shared" this'])
+    assert (
+        evidence_recall(curly, ["the leading designer of China’s drone\nwarships, “shared” this"], 1) == 1.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("retrieved", "expected"),
+    [
+        pytest.param([HOLDS_SECOND, NOISE, NOISE], 1.0, id="rank-1"),
+        pytest.param([NOISE, NOISE, HOLDS_FIRST, HOLDS_SECOND], 1 / 3, id="rank-3"),
+        pytest.param(
+            [NOISE, "the PARTNERSHIP was ultimately terminated in 2021"], 0.5, id="rank-2-normalized"
+        ),
+        pytest.param([NOISE, NOISE, NOISE], 0.0, id="none"),
+        pytest.param([], 0.0, id="empty"),
+    ],
+)
+def test_reciprocal_rank(retrieved: list[str], expected: float) -> None:
+    assert reciprocal_rank(FUNDING, retrieved) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------------------------------------
+# citation recall and precision (ALCE)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def word_support(sentence: str, passages: Sequence[Passage]) -> bool:
+    """A fake judge: supported when every word of the sentence appears in the cited passages together."""
+    return bool(passages) and _words(sentence) <= _words(" ".join(p.text for p in passages))
+
+
+SIGNED = Passage("p-signed", "Jari signed a deal with Imperial in 2019.", {"source": "a.md"})
+WORTH = Passage("p-worth", "The deal was worth £3m.", {"source": "a.md"})
+WEATHER = Passage("p-weather", "It was sunny in London.", {"source": "b.md"})
+
+
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        pytest.param(
+            [Sentence("Jari signed a deal in 2019.", [SIGNED]), Sentence("The deal was worth £3m.", [WORTH])],
+            (1.0, 2.0, 2),
+            id="all-supported",
+        ),
+        pytest.param(
+            [Sentence("Jari signed a deal in 2019.", [SIGNED]), Sentence("The deal was worth £3m.", [])],
+            (0.5, 1.0, 1),
+            id="sentence-without-citation",
+        ),
+        pytest.param(
+            [Sentence("Jari signed a deal in 2019.", [SIGNED, WEATHER])],
+            (1.0, 1.0, 2),
+            id="irrelevant-extra-citation",
+        ),
+        pytest.param(
+            [Sentence("Jari signed a deal worth £3m.", [SIGNED, WORTH])],
+            (1.0, 2.0, 2),
+            id="two-citations-needed-together",
+        ),
+        pytest.param(
+            [Sentence("Jari signed a deal worth £3m.", [SIGNED, WORTH, WEATHER])],
+            (1.0, 2.0, 3),
+            id="needed-pair-plus-irrelevant",
+        ),
+        pytest.param(
+            [Sentence("Jari signed a deal in 2019.", [SIGNED, SIGNED])],
+            (1.0, 2.0, 2),
+            id="redundant-citations-each-support-alone",
+        ),
+        pytest.param(
+            [Sentence("Jari built drone warships.", [SIGNED, WEATHER])],
+            (0.0, 0.0, 2),
+            id="unsupported-sentence-no-credit",
+        ),
+        pytest.param(
+            [
+                Sentence("Jari signed a deal in 2019.", [SIGNED]),
+                Sentence("Jari built drone warships.", [WORTH]),
+                Sentence("It was sunny in London.", [WEATHER]),
+                Sentence("Nobody knows why.", []),
+            ],
+            (0.5, 2.0, 3),
+            id="mixed",
+        ),
+        pytest.param([], (0.0, 0.0, 0), id="no-sentences"),
+    ],
+)
+def test_citation_scores(sentences: list[Sentence], expected: tuple[float, float, int]) -> None:
+    recall, precise, total = citation_scores(sentences, word_support)
+    assert (recall, precise, total) == (pytest.approx(expected[0]), expected[1], expected[2])
+
+
+def test_fake_judge_is_what_the_table_assumes() -> None:
+    assert word_support("Jari signed a deal worth £3m.", [SIGNED, WORTH])
+    assert not word_support("Jari signed a deal worth £3m.", [SIGNED])
+    assert not word_support("Jari signed a deal worth £3m.", [WORTH])
+    assert not word_support("Jari signed a deal in 2019.", [WEATHER])
+    assert not word_support("anything", [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# percentiles and the summary
+
+ONE_TO_TWENTY = [float(v) for v in range(20, 0, -1)]  # unsorted on purpose
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        pytest.param(ONE_TO_TWENTY, 50, 10.0, id="p50-of-1..20"),  # rank ceil(0.50 * 20) = 10
+        pytest.param(ONE_TO_TWENTY, 95, 19.0, id="p95-of-1..20"),  # rank ceil(0.95 * 20) = 19
+        pytest.param(ONE_TO_TWENTY, 100, 20.0, id="p100"),
+        pytest.param(ONE_TO_TWENTY, 0, 1.0, id="p0-is-the-minimum"),
+        pytest.param([7.0], 95, 7.0, id="single-value"),
+        pytest.param([1.0, 2.0, 3.0, 4.0], 50, 2.0, id="p50-of-four"),  # rank ceil(2.0) = 2
+        pytest.param([1.0, 2.0, 3.0, 4.0, 5.0], 50, 3.0, id="p50-of-five"),  # rank ceil(2.5) = 3
+        pytest.param([], 50, 0.0, id="empty-p50"),
+        pytest.param([], 95, 0.0, id="empty-p95"),
+        pytest.param(
+            [float(v) for v in range(1, 101)],
+            7,
+            7.0,  # rank ceil(0.07 * 100) = 7
+            id="p7-of-1..100-float-rounding",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="percentile computes q / 100 * n in floating point: 7 / 100 * 100 == "
+                "7.000000000000001, so ceil() gives rank 8 (also q=14 n=50, q=28 n=25, ...); "
+                "the integer form -(-q * n // 100) is exact. p50 and p95 are not affected.",
+            ),
+        ),
+    ],
+)
+def test_percentile_nearest_rank(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == expected
+
+
+def score(
+    id: str,
+    answerable: bool,
+    refused: bool,
+    fact: float | None,
+    evidence: float | None,
+    rr: float | None,
+    cit_recall: float | None,
+    precise: float,
+    citations: int,
+    latency: float,
+    error: str = "",
+) -> CaseScore:
+    return CaseScore(
+        id, answerable, refused, fact, evidence, rr, cit_recall, precise, citations, latency, error
+    )
+
+
+SCORES = [
+    score("a1", True, False, 1.0, 1.0, 1.0, 1.0, 2, 2, 100),  # passed
+    score("a2", True, False, 0.5, 0.5, 0.5, 0.5, 1, 2, 300),  # partial: not passed
+    score("a3", True, True, 0.0, 1.0, 0.0, None, 0, 0, 200),  # false refusal
+    score("u1", False, True, None, None, None, None, 0, 0, 50),  # right refusal: passed
+    score("u2", False, False, None, None, None, 0.0, 0, 1, 400),  # answered the unanswerable
+    score("e1", True, False, None, None, None, None, 0, 0, 999, "RuntimeError: boom"),  # error
+]
+
+
+def test_case_passed() -> None:
+    assert [s.passed for s in SCORES] == [True, False, False, True, False, False]
+    assert not score("e2", False, True, None, None, None, None, 0, 0, 1, "boom").passed
+
+
+def test_summarize() -> None:
+    summary = summarize(SCORES)
+    expected = {
+        "cases": 6,
+        "errors": 1,
+        "fact_recall": (1.0 + 0.5 + 0.0) / 3,  # answerable, no error: a1 a2 a3
+        "evidence_recall": (1.0 + 0.5 + 1.0) / 3,
+        "mrr": (1.0 + 0.5 + 0.0) / 3,
+        "citation_recall": (1.0 + 0.5 + 0.0) / 3,  # answered: a1 a2 u2
+        "citation_precision": (2 + 1 + 0) / (2 + 2 + 1),
+        "refusal_rate": 1 / 2,  # unanswerable only: u1 refused, u2 did not
+        "false_refusal_rate": 1 / 3,  # answerable only: a3 of a1 a2 a3
+        "passed": 2,  # a1 u1
+        "latency_p50_ms": 200.0,  # [50 100 200 300 400], rank ceil(2.5) = 3; the error's 999 is left out
+        "latency_p95_ms": 400.0,  # rank ceil(4.75) = 5
+    }
+    assert summary.keys() == expected.keys()
+    for key, value in expected.items():
+        assert summary[key] == pytest.approx(value), key
+
+
+def test_summarize_nothing() -> None:
+    summary = summarize([])
+    assert summary["cases"] == summary["errors"] == summary["passed"] == 0
+    assert all(v == 0 for v in summary.values())
+
+
+def test_summarize_only_errors() -> None:
+    summary = summarize([SCORES[-1], score("e2", False, False, None, None, None, None, 0, 0, 5, "X: y")])
+    assert (summary["cases"], summary["errors"], summary["passed"]) == (2, 2, 0)
+    assert summary["refusal_rate"] == summary["false_refusal_rate"] == summary["latency_p95_ms"] == 0.0
