@@ -67,6 +67,26 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def by_group(results: Sequence[RunResult]) -> str:
+    """Fact recall and passed cases per group of case ids ("fu-03" is in group "fu"), per configuration."""
+    from evals.metrics import summarize
+
+    groups = sorted({s.id.split("-")[0] for s in results[0].scores}) if results else []
+    if len(groups) < 2:
+        return ""
+    lines = ["| group | " + " | ".join(f"{r.config}: fact recall / passed" for r in results) + " |"]
+    lines.append("|" + "---|" * (len(results) + 1))
+    for group in groups:
+        cells = []
+        for r in results:
+            scores = [s for s in r.scores if s.id.split("-")[0] == group]
+            summary = summarize(scores)
+            recall = f"{summary['fact_recall']:.2f}" if any(s.answerable for s in scores) else "—"
+            cells.append(f"{recall} / {summary['passed']}/{len(scores)}")
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def failures(result: RunResult, cases: Sequence[EvalCase]) -> str:
     by_id = {c.id: c for c in cases}
     out = []
@@ -109,6 +129,9 @@ def write_report(results: Sequence[RunResult], cases: Sequence[EvalCase], path: 
         f"![metrics per configuration]({image.name})",
         "",
     ]
+    groups = by_group(results)
+    if groups:
+        parts += ["## By case group", "", groups, ""]
     for result in results:
         parts += [f"## Failed cases: {result.config}", "", failures(result, cases)]
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -163,3 +163,28 @@ def load_settings(**overrides: Any) -> Settings:
 
 class SettingsError(ValueError):
     """A setting has a bad value."""
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, its environment variable, default and description (the
+    README embeds it; a test fails when they drift apart)."""
+    rows = ["| setting | environment variable | default | description |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+                continue
+            key = f"{prefix}{name}"
+            env = "RAG_" + key.replace(".", "__").upper()
+            default = field.get_default(call_default_factory=True)
+            shown = "(unset)" if default is None else f"`{default}`" if default != "" else '`""`'
+            rows.append(f"| `{key}` | `{env}` | {shown} | {field.description} |")
+
+    walk(Settings, "")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

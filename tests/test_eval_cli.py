@@ -1,0 +1,279 @@
+"""`rag eval` as a user runs it: real processes, the real corpus and model, exit codes and one-line errors.
+
+The corpus is ingested once for the module; every run reads that index. The dev-set run dominates the
+time of this file (one pass of the pipeline over every case of evals/datasets/dev.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals.dataset import load_dataset
+from rag.types import Answer
+
+from .conftest import BIN, CORPUS, REPO
+
+DEV = REPO / "evals" / "datasets" / "dev.jsonl"
+ASK_KEYS = {"question", "answer", "refused", "citations", "retrieved", "latency_ms"}
+CITATION_KEYS = {"marker", "chunk_id", "source", "title", "kind", "author", "text", "quote", "start", "end"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ARTICLE = (CORPUS / "imperial-jari-article.md").read_text(encoding="utf-8")
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    return {**env, "RAG_DATA_DIR": str(data_dir)}
+
+
+def rag(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "rag"), *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, cases: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
+    return path
+
+
+def table_header(report: str) -> list[str]:
+    line = next(line for line in report.splitlines() if line.startswith("| metric |"))
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+class Indexed:
+    """A module-wide working dir whose data dir holds the ingested corpus."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = clean_env(root / "data")
+
+    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return rag(*args, cwd=cwd or self.root, env=self.env)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Indexed:
+    root = tmp_path_factory.mktemp("eval-cli")
+    shutil.copytree(CORPUS, root / "corpus")
+    index = Indexed(root)
+    result = index.run("ingest", "corpus")
+    assert result.returncode == 0, result.stderr
+    return index
+
+
+@pytest.fixture(scope="module")
+def dev_run(indexed: Indexed) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = indexed.root / "dev"
+    out.mkdir()
+    result = indexed.run("eval", str(DEV), "--out", "results.jsonl", "--report", "report.md", cwd=out)
+    return result, out
+
+
+def test_dev_set_results_have_the_ask_json_shape(dev_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, out = dev_run
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stderr  # every evidence quote of the dev set is in the corpus
+    assert ASK_KEYS == set(Answer("q", "a").to_json())  # the keys `rag ask --json` prints
+
+    rows = read_jsonl(out / "results.jsonl")
+    assert [row["id"] for row in rows] == [c.id for c in load_dataset(DEV)]
+    citations = 0
+    for row in rows:
+        assert set(row) == {"id", *ASK_KEYS}, row.get("error", row["id"])
+        assert isinstance(row["answer"], str) and isinstance(row["refused"], bool)
+        assert isinstance(row["latency_ms"], int | float) and row["latency_ms"] >= 0
+        assert row["retrieved"] and all({"chunk_id", "source", "text"} <= set(p) for p in row["retrieved"])
+        if row["refused"]:
+            assert row["citations"] == []
+        for citation in row["citations"]:
+            citations += 1
+            assert set(citation) == CITATION_KEYS
+            assert citation["quote"] and citation["quote"] in citation["text"]
+            assert citation["text"][citation["start"] : citation["end"]] == citation["quote"]
+            assert citation["source"].startswith("corpus/")
+            assert f"[{citation['marker']}]" in row["answer"]
+    assert citations > len(rows) / 2  # most answers cite, so the checks above are not vacuous
+    assert sum(not row["refused"] for row in rows) > len(rows) / 2
+
+
+def test_dev_set_report(dev_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, out = dev_run
+    assert result.returncode == 0, result.stderr
+    for label in ("fact recall", "evidence recall@k", "MRR", "citation precision", "passed / cases"):
+        assert label in result.stdout  # the terminal table
+
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Evaluation report")
+    assert table_header(report) == ["metric", "default"]
+    cases = len(load_dataset(DEV))
+    for label in ("fact recall", "evidence recall@k", "MRR", "citation recall", "citation precision"):
+        assert re.search(rf"^\| {re.escape(label)} \| \d\.\d{{3}} \|$", report, re.MULTILINE), label
+    assert re.search(rf"^\| passed / cases \| \d+/{cases} \|$", report, re.MULTILINE)
+    assert "| errors | 0 |" in report
+
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+\.png)\)", report)
+    assert images == ["report.png"]
+    chart = out / images[0]
+    assert chart.is_file() and chart.read_bytes()[:8] == PNG_MAGIC
+    assert chart.stat().st_size > 5_000
+    assert "## Failed cases: default" in report
+
+
+def test_compare_configurations(indexed: Indexed) -> None:
+    subset = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines()[:2]]
+    dataset = write_jsonl(indexed.root / "compare.jsonl", subset)
+    result = indexed.run(
+        "eval",
+        str(dataset),
+        "--config",
+        "default",
+        "--config",
+        "bm25",
+        "--config",
+        "dense",
+        "--out",
+        "compare-results.jsonl",
+        "--report",
+        "compare.md",
+    )
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "metric" in line)
+    assert re.search(r"metric\W+default\W+bm25\W+dense", header), result.stdout
+    report = (indexed.root / "compare.md").read_text(encoding="utf-8")
+    assert table_header(report) == ["metric", "default", "bm25", "dense"]
+    for name in ("default", "bm25", "dense"):
+        assert f"## Failed cases: {name}" in report
+    assert (indexed.root / "compare.png").read_bytes()[:8] == PNG_MAGIC
+    rows = read_jsonl(indexed.root / "compare-results.jsonl")
+    assert [(r["config"], r["id"]) for r in rows] == [
+        (name, case["id"]) for name in ("default", "bm25", "dense") for case in subset
+    ]
+
+
+def test_dataset_written_by_someone_else(indexed: Indexed) -> None:
+    quotes = [
+        "Emails show that China’s Jiangsu Automation Research Institute (Jari) discussed deploying "
+        "software developed by scientists at Imperial College London for military use.",
+        "Imperial said no research went ahead and the £500,000 of funding that had been received was "
+        "returned in October 2021 after discussion with government officials.",
+        "Charles Parton, a China expert at the Royal United Services Institute (RUSI), said the "
+        "partnership was “clearly highly inappropriate” and should never have been signed off.",
+    ]
+    assert all(quote in ARTICLE for quote in quotes)  # copied exactly from the article
+    cases = [
+        {  # no history key at all, keys in another order
+            "question": "Which London university's software did the Chinese institute talk about using?",
+            "id": "ext-university",
+            "facts": [["Imperial College London", "Imperial"]],
+            "evidence": [quotes[0]],
+            "answerable": True,
+        },
+        {
+            "id": "ext-followup",
+            "history": [
+                {"role": "user", "content": "Did money actually change hands in the Jari partnership?"},
+                {"role": "assistant", "content": "Yes: Jari signed a £3m deal with Imperial in 2019."},
+            ],
+            "question": "And what became of the part that had already been paid?",
+            "answerable": True,
+            "facts": [["returned", "given back"], ["£500,000", "500,000"]],
+            "evidence": [quotes[1]],
+        },
+        {
+            "id": "ext-think-tank",
+            "question": "Charles Parton is an expert at which think tank?",
+            "answerable": True,
+            "facts": [["Royal United Services Institute", "RUSI"]],
+            "evidence": [quotes[2]],
+        },
+        {
+            "id": "ext-salary",
+            "question": "What salary was Yike Guo paid as provost in Hong Kong?",
+            "answerable": False,
+            "facts": [],
+            "evidence": [],
+        },
+    ]
+    dataset = indexed.root / "theirs.jsonl"
+    # Their own formatting: ASCII escapes, blank lines, CRLF line ends.
+    dataset.write_bytes("\r\n\r\n".join(json.dumps(c, indent=None) for c in cases).encode())
+    result = indexed.run("eval", str(dataset), "--out", "theirs-results.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stderr
+    rows = read_jsonl(indexed.root / "theirs-results.jsonl")
+    assert [row["id"] for row in rows] == [c["id"] for c in cases]
+    assert all(set(row) == {"id", *ASK_KEYS} for row in rows)
+    assert "passed / cases" in result.stdout and "/4" in result.stdout
+
+
+def test_malformed_dataset_exits_2_naming_the_line(indexed: Indexed) -> None:
+    good = json.loads(DEV.read_text(encoding="utf-8").splitlines()[0])
+    dataset = indexed.root / "malformed.jsonl"
+    dataset.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "x", "facts": []}) + "\n")
+    result = indexed.run("eval", str(dataset))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: {dataset}:2: an answerable case needs at least one fact group\n"
+    ), result.stderr
+    assert result.stdout == ""
+
+    dataset.write_text(json.dumps(good) + "\n\n{not json\n")
+    result = indexed.run("eval", str(dataset))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {dataset}:3: not valid JSON")
+    assert result.stderr.count("\n") == 1
+
+
+def test_unknown_config_exits_2(indexed: Indexed) -> None:
+    result = indexed.run("eval", str(DEV), "--config", "default", "--config", "bm99")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown configuration 'bm99'; known: ")
+    assert "bm25" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_missing_dataset_exits_2(indexed: Indexed) -> None:
+    result = indexed.run("eval", "no/such/dataset.jsonl")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no/such/dataset.jsonl: cannot read")
+    assert result.stderr.count("\n") == 1
+
+
+def test_evidence_not_in_corpus_warns_but_runs(indexed: Indexed) -> None:
+    case = {
+        "id": "ghost-quote",
+        "question": "How much was the Jari deal worth?",
+        "answerable": True,
+        "facts": [["£3m", "3m"]],
+        "evidence": ["Imperial College London opened a research campus on the Moon."],
+    }
+    dataset = write_jsonl(indexed.root / "ghost.jsonl", [case])
+    result = indexed.run("eval", str(dataset), "--out", "ghost-results.jsonl")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: ghost-quote: evidence quote not in the corpus: "
+        "Imperial College London opened a research campus on the Moon."
+    ]
+    assert [row["id"] for row in read_jsonl(indexed.root / "ghost-results.jsonl")] == ["ghost-quote"]
+
+
+def test_empty_index_exits_3(tmp_path: Path) -> None:
+    result = rag("eval", str(DEV), cwd=tmp_path, env=clean_env(tmp_path / "fresh-data"))
+    assert result.returncode == 3
+    assert "rag ingest" in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
