@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         return self.data_dir / "catalog.sqlite3"
 
     @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.sqlite3"
+
+    @property
     def lexical_dir(self) -> Path:
         return self.data_dir / "lexical" / self.store.collection
 
