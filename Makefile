@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 run: $(STAMP)
 	$(BIN)/rag ingest
-	$(BIN)/rag chat
+	$(BIN)/rag ui
 
 test: $(STAMP)
 	$(BIN)/ruff check .

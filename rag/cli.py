@@ -365,3 +365,28 @@ def evaluate(
             f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True
         )
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of the chat page.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the Streamlit chat (ingests the default corpus on first start)."""
+    import subprocess
+
+    import ui as ui_package
+
+    settings_from(ctx)  # fail early, with one line, on bad settings
+    app_path = Path(ui_package.__file__).parent / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.port", str(port), "--server.address", host,
+    ]  # fmt: skip
+    typer.echo(f"chat on http://{'localhost' if host == '127.0.0.1' else host}:{port}", err=True)
+    try:
+        raise typer.Exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

@@ -1,0 +1,190 @@
+"""The Streamlit chat: a thin shell over `rag.pipeline`. Run with `rag ui` (or `make run`).
+
+Query parameters: `?embed=true` (Streamlit's own: no toolbar) and `compact=true` (ours: no sidebar, no
+title, fits a 400x600 iframe).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ingest.catalog import Catalog
+from rag.settings import Settings, SettingsError, load_settings
+from rag.types import Answer, Done, TextDelta
+from ui import components as ui
+
+EXAMPLES = [
+    "How much funding was returned?",
+    "Who led the Data Science Institute at the time of the deal?",
+    "What did cyd say about loyalty pledges?",
+    "Which comments in the thread are marked as edited?",
+]
+
+
+@st.cache_resource(show_spinner="Loading the index and the embedding model…")
+def get_pipeline(settings_json: str) -> Any:
+    from rag.pipeline import build_pipeline
+
+    return build_pipeline(Settings.model_validate_json(settings_json))
+
+
+def run_ingest(settings: Settings, label: str) -> None:
+    from ingest.indexer import ingest
+
+    with st.status(label, expanded=True) as status:
+        bar = st.progress(0.0, text="reading documents…")
+        report = ingest(
+            [settings.corpus_dir],
+            settings,
+            progress=lambda done, total: bar.progress(done / max(total, 1), text=f"embedded {done}/{total} chunks"),
+        )
+        bar.progress(1.0, text=f"{report.chunks_total} chunks in the index")
+        for skipped in report.skipped:
+            st.warning(f"skipped {skipped.source}: {skipped.reason}")
+        status.update(label=f"Indexed {report.files_read} documents ({report.chunks_added} new chunks)", state="complete")
+    get_pipeline.clear()
+
+
+@st.dialog("Document", width="large")
+def show_document(settings: Settings, path: str, start: int, end: int) -> None:
+    doc = Catalog(settings.catalog_path).get(path)
+    if doc is None:
+        st.error("This document is no longer in the index.")
+        return
+    st.subheader(doc.title)
+    st.caption(doc.source)
+    st.markdown(ui.highlighted(doc.text, start, end))
+
+
+def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, Any], int]:
+    """Generator, passages, filters, re-ingest and index status; returns the settings, filters and k."""
+    filters: dict[str, Any] = {}
+    with st.sidebar:
+        st.header("Settings")
+        names = ["extractive", "openai"]
+        name = st.selectbox("Answer generator", names, index=names.index(settings.generator.name))
+        generator = settings.generator.model_copy(update={"name": name})
+        if name == "openai":
+            base_url = st.text_input("Endpoint (OpenAI-compatible)", settings.generator.base_url)
+            model = st.text_input("Model", settings.generator.model)
+            generator = generator.model_copy(update={"base_url": base_url, "model": model})
+        k = st.slider("Passages per answer", 1, 10, settings.retrieval.k)
+        documents = catalog.documents()
+        sources = st.multiselect("Sources", [d.source for d in documents], placeholder="all sources")
+        kinds = st.multiselect("Kinds", ["article", "comment", "post"], placeholder="all kinds")
+        if sources:
+            filters["source"] = sources
+        if kinds:
+            filters["kind"] = kinds
+        if st.button("Re-ingest the corpus", use_container_width=True):
+            run_ingest(settings, "Re-ingesting…")
+        chunks = sum(d.chunks for d in documents)
+        last = catalog.state("last_ingest")
+        when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
+        st.caption(f"Index: {len(documents)} documents, {chunks} chunks; last ingest {when}")
+        if st.button("New conversation", use_container_width=True):
+            st.session_state["messages"] = []
+    return settings.model_copy(update={"generator": generator}), filters, k
+
+
+def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer | None:
+    """Stream an answer into the page; returns it (None after an error, which is shown instead)."""
+    from rag.generators.base import GeneratorError
+    from rag.pipeline import EmptyIndexError, QuestionError
+    from rag.store import StoreError
+
+    turns = [{"role": m["role"], "content": m["content"]} for m in st.session_state["messages"]]
+    done: dict[str, Answer] = {}
+
+    def deltas() -> Any:
+        for event in pipeline.stream(question, turns, filters or None, k):
+            if isinstance(event, TextDelta):
+                yield ui.escape_md(event.text)
+            elif isinstance(event, Done):
+                done["answer"] = event.answer
+
+    try:
+        st.write_stream(deltas())
+    except (QuestionError, EmptyIndexError, StoreError, GeneratorError) as exc:
+        st.error(str(exc))
+        return None
+    return done.get("answer")
+
+
+def feedback(settings: Settings, index: int, question: str, answer: Answer) -> None:
+    from rag.feedback import FeedbackStore
+
+    key = f"feedback-{index}"
+    rating = st.feedback("thumbs", key=key)
+    if rating is not None and st.session_state.get(f"{key}-saved") != rating:
+        FeedbackStore(settings.feedback_path).add(
+            1 if rating == 1 else -1, question, answer.text, [c.to_json() for c in answer.citations], origin="ui"
+        )
+        st.session_state[f"{key}-saved"] = rating
+        st.toast("Thanks for the feedback")
+
+
+def main() -> None:
+    compact = st.query_params.get("compact", "false").lower() == "true"
+    st.set_page_config(page_title="Ask the documents", page_icon="📄", layout="centered",
+                       initial_sidebar_state="collapsed" if compact else "auto")  # fmt: skip
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        st.error(str(exc))
+        return
+    catalog = Catalog(settings.catalog_path)
+    st.session_state.setdefault("messages", [])
+    if not catalog.documents():
+        if not Path(settings.corpus_dir).exists():
+            st.error(f"The index is empty and there is no corpus at {settings.corpus_dir}: run `rag ingest PATH`.")
+            return
+        run_ingest(settings, "First start: indexing the default corpus…")
+    filters: dict[str, Any] = {}
+    k = settings.retrieval.k
+    if not compact:
+        st.title("Ask the documents")
+        settings, filters, k = sidebar(settings, catalog)
+    pipeline = get_pipeline(settings.model_dump_json())
+
+    messages: list[dict[str, Any]] = st.session_state["messages"]
+    for i, message in enumerate(messages):
+        with st.chat_message(message["role"]):
+            answer: Answer | None = message.get("answer")
+            if answer is None:
+                st.markdown(ui.escape_md(message["content"]))
+                continue
+            st.markdown(ui.answer_markdown(answer))
+            ui.render_sources(answer, key=f"m{i}")
+            feedback(settings, i, messages[i - 1]["content"] if i else "", answer)
+
+    question = st.chat_input("Ask a question about the documents")
+    if not messages and not question:
+        st.caption("Try one of these:")
+        columns = st.columns(2)
+        for n, example in enumerate(EXAMPLES):
+            if columns[n % 2].button(example, key=f"example-{n}", use_container_width=True):
+                question = example
+    if question:
+        with st.chat_message("user"):
+            st.markdown(ui.escape_md(question))
+        with st.chat_message("assistant"):
+            answer = ask(pipeline, question, filters, k)
+        if answer is not None:
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text, "answer": answer}]
+            st.rerun()
+
+    opened = st.session_state.pop("open_document", None)
+    if opened:
+        show_document(settings, *opened)
+    if messages and not compact:
+        with st.sidebar:
+            st.download_button("Export conversation (Markdown)", ui.to_markdown(messages), "conversation.md", "text/markdown")
+            st.download_button("Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json")
+
+
+main()
