@@ -26,7 +26,7 @@ _REQUIRED = {"id", "question", "answerable", "facts", "evidence"}
 
 def normalize(text: str) -> str:
     """Lower case, straight quotes, single spaces: how facts and quotes are matched."""
-    return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().lower()
+    return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().casefold()
 
 
 class DatasetError(ValueError):

@@ -92,7 +92,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    rank = max(1, math.ceil(q * len(ordered) / 100))  # q * n first: exact for integer q
     return float(ordered[rank - 1])
 
 

@@ -115,7 +115,11 @@ def failures(result: RunResult, cases: Sequence[EvalCase]) -> str:
 
 def write_report(results: Sequence[RunResult], cases: Sequence[EvalCase], path: Path, command: str) -> Path:
     """Write the Markdown report and its chart (a PNG beside it); returns the chart's path."""
-    image = path.with_suffix(".png")
+    image = (
+        path.with_suffix(".png")
+        if path.suffix.lower() != ".png"
+        else path.with_name(path.stem + "-chart.png")
+    )
     chart(results, image)
     parts = [
         "# Evaluation report",

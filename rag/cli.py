@@ -1,7 +1,8 @@
 """The `rag` command line: a thin shell over the library.
 
 Exit codes: 0 success; 1 some input failed (e.g. a file could not be ingested); 2 bad usage or bad
-settings; 4 the index, the store or the model is unusable (the message says what to do).
+settings; 3 the index is empty (run `rag ingest` first); 4 the index, the store, the model or the LLM
+endpoint is unusable (the message says what to do).
 """
 
 from __future__ import annotations
@@ -382,7 +383,7 @@ def ui(
     app_path = Path(ui_package.__file__).parent / "app.py"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
         "--server.port", str(port), "--server.address", host,
     ]  # fmt: skip
     typer.echo(f"chat on http://{'localhost' if host == '127.0.0.1' else host}:{port}", err=True)

@@ -62,7 +62,15 @@ class FeedbackStore:
                 cursor = db.execute(
                     "INSERT INTO feedback (created, rating, question, answer, citations, comment, origin)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (time.time(), rating, question, answer, json.dumps(citations, ensure_ascii=False), comment, origin),
+                    (
+                        time.time(),
+                        rating,
+                        question,
+                        answer,
+                        json.dumps(citations, ensure_ascii=False),
+                        comment,
+                        origin,
+                    ),
                 )
             return int(cursor.lastrowid or 0)
         finally:

@@ -16,7 +16,9 @@ from .conftest import BIN, CORPUS
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("cli-ask") / "data"
     env = {**os.environ, "RAG_DATA_DIR": str(data)}
-    subprocess.run([str(BIN / "rag"), "ingest", str(CORPUS)], check=True, capture_output=True, env=env, timeout=300)
+    subprocess.run(
+        [str(BIN / "rag"), "ingest", str(CORPUS)], check=True, capture_output=True, env=env, timeout=300
+    )
     return data
 
 
@@ -34,7 +36,18 @@ def test_ask_json_shape(data_dir: Path) -> None:
     assert set(answer) == {"question", "answer", "refused", "citations", "retrieved", "latency_ms"}
     assert "£500,000" in answer["answer"] and answer["refused"] is False
     citation = answer["citations"][0]
-    assert set(citation) == {"marker", "chunk_id", "source", "title", "kind", "author", "text", "quote", "start", "end"}
+    assert set(citation) == {
+        "marker",
+        "chunk_id",
+        "source",
+        "title",
+        "kind",
+        "author",
+        "text",
+        "quote",
+        "start",
+        "end",
+    }
     assert citation["text"][citation["start"] : citation["end"]] == citation["quote"]
     assert {"chunk_id", "source", "text", "score"} == set(answer["retrieved"][0])
 
@@ -45,7 +58,10 @@ def test_ask_with_history_file(data_dir: Path, tmp_path: Path) -> None:
         json.dumps(
             [
                 {"role": "user", "content": "Who led the Data Science Institute?"},
-                {"role": "assistant", "content": "It was led by Prof Guo, an internationally recognised AI researcher."},
+                {
+                    "role": "assistant",
+                    "content": "It was led by Prof Guo, an internationally recognised AI researcher.",
+                },
             ]
         )
     )
@@ -78,7 +94,11 @@ def test_bad_usage_exits_2(data_dir: Path, args: list[str], message: str) -> Non
 
 
 def test_malformed_history_exits_2(data_dir: Path, tmp_path: Path) -> None:
-    for content, message in [("{not json", "not valid JSON"), ('{"role": "user"}', "JSON list"), ('[{"role": "robot", "content": "x"}]', "turn 1")]:
+    for content, message in [
+        ("{not json", "not valid JSON"),
+        ('{"role": "user"}', "JSON list"),
+        ('[{"role": "robot", "content": "x"}]', "turn 1"),
+    ]:
         history = tmp_path / "h.json"
         history.write_text(content)
         result = rag(data_dir, "ask", "Hi?", "--history", str(history))
@@ -95,7 +115,11 @@ def test_empty_index_exits_3(tmp_path: Path) -> None:
 def test_invalid_utf8_argument_is_handled(data_dir: Path) -> None:
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir)}
     result = subprocess.run(
-        [str(BIN / "rag"), "ask", b"How much funding was returned? \xff\xfe".decode("utf-8", "surrogateescape")],
+        [
+            str(BIN / "rag"),
+            "ask",
+            b"How much funding was returned? \xff\xfe".decode("utf-8", "surrogateescape"),
+        ],
         capture_output=True,
         env=env,
         timeout=300,

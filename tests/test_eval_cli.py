@@ -84,11 +84,13 @@ def dev_run(indexed: Indexed) -> tuple[subprocess.CompletedProcess[str], Path]:
     return result, out
 
 
-def test_dev_set_results_have_the_ask_json_shape(dev_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_dev_set_results_have_the_ask_json_shape(
+    dev_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
     result, out = dev_run
     assert result.returncode == 0, result.stderr
     assert "warning:" not in result.stderr  # every evidence quote of the dev set is in the corpus
-    assert ASK_KEYS == set(Answer("q", "a").to_json())  # the keys `rag ask --json` prints
+    assert set(Answer("q", "a").to_json()) == ASK_KEYS  # the keys `rag ask --json` prints
 
     rows = read_jsonl(out / "results.jsonl")
     assert [row["id"] for row in rows] == [c.id for c in load_dataset(DEV)]
@@ -227,9 +229,8 @@ def test_malformed_dataset_exits_2_naming_the_line(indexed: Indexed) -> None:
     dataset.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "x", "facts": []}) + "\n")
     result = indexed.run("eval", str(dataset))
     assert result.returncode == 2
-    assert result.stderr == (
-        f"error: {dataset}:2: an answerable case needs at least one fact group\n"
-    ), result.stderr
+    expected = f"error: {dataset}:2: an answerable case needs at least one fact group\n"
+    assert result.stderr == expected, result.stderr
     assert result.stdout == ""
 
     dataset.write_text(json.dumps(good) + "\n\n{not json\n")

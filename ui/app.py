@@ -40,12 +40,17 @@ def run_ingest(settings: Settings, label: str) -> None:
         report = ingest(
             [settings.corpus_dir],
             settings,
-            progress=lambda done, total: bar.progress(done / max(total, 1), text=f"embedded {done}/{total} chunks"),
+            progress=lambda done, total: bar.progress(
+                done / max(total, 1), text=f"embedded {done}/{total} chunks"
+            ),
         )
         bar.progress(1.0, text=f"{report.chunks_total} chunks in the index")
         for skipped in report.skipped:
             st.warning(f"skipped {skipped.source}: {skipped.reason}")
-        status.update(label=f"Indexed {report.files_read} documents ({report.chunks_added} new chunks)", state="complete")
+        status.update(
+            label=f"Indexed {report.files_read} documents ({report.chunks_added} new chunks)",
+            state="complete",
+        )
     get_pipeline.clear()
 
 
@@ -122,7 +127,11 @@ def feedback(settings: Settings, index: int, question: str, answer: Answer) -> N
     rating = st.feedback("thumbs", key=key)
     if rating is not None and st.session_state.get(f"{key}-saved") != rating:
         FeedbackStore(settings.feedback_path).add(
-            1 if rating == 1 else -1, question, answer.text, [c.to_json() for c in answer.citations], origin="ui"
+            1 if rating == 1 else -1,
+            question,
+            answer.text,
+            [c.to_json() for c in answer.citations],
+            origin="ui",
         )
         st.session_state[f"{key}-saved"] = rating
         st.toast("Thanks for the feedback")
@@ -141,7 +150,9 @@ def main() -> None:
     st.session_state.setdefault("messages", [])
     if not catalog.documents():
         if not Path(settings.corpus_dir).exists():
-            st.error(f"The index is empty and there is no corpus at {settings.corpus_dir}: run `rag ingest PATH`.")
+            st.error(
+                f"The index is empty and there is no corpus at {settings.corpus_dir}: run `rag ingest PATH`."
+            )
             return
         run_ingest(settings, "First start: indexing the default corpus…")
     filters: dict[str, Any] = {}
@@ -175,7 +186,10 @@ def main() -> None:
         with st.chat_message("assistant"):
             answer = ask(pipeline, question, filters, k)
         if answer is not None:
-            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text, "answer": answer}]
+            messages += [
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer.text, "answer": answer},
+            ]
             st.rerun()
 
     opened = st.session_state.pop("open_document", None)
@@ -183,8 +197,12 @@ def main() -> None:
         show_document(settings, *opened)
     if messages and not compact:
         with st.sidebar:
-            st.download_button("Export conversation (Markdown)", ui.to_markdown(messages), "conversation.md", "text/markdown")
-            st.download_button("Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json")
+            st.download_button(
+                "Export conversation (Markdown)", ui.to_markdown(messages), "conversation.md", "text/markdown"
+            )
+            st.download_button(
+                "Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json"
+            )
 
 
 main()

@@ -30,7 +30,9 @@ def highlighted(text: str, start: int, end: int) -> str:
     if not 0 <= start < end <= len(text):
         return escape_md(text)
     before, quote, after = text[:start], text[start:end], text[end:]
-    marked = " ".join(f":orange-background[**{escape_md(part)}**]" for part in quote.split("\n") if part.strip())
+    marked = " ".join(
+        f":orange-background[**{escape_md(part)}**]" for part in quote.split("\n") if part.strip()
+    )
     return f"{escape_md(before)}{' ' if before and not before.endswith(chr(10)) else ''}{marked}{' ' if after else ''}{escape_md(after)}"
 
 
@@ -88,12 +90,14 @@ def to_json(messages: list[dict[str, Any]]) -> str:
     turns = []
     for m in messages:
         answer: Answer | None = m.get("answer")
-        turns.append({"role": m["role"], "content": m["content"], **({"answer": answer.to_json()} if answer else {})})
+        turns.append(
+            {"role": m["role"], "content": m["content"], **({"answer": answer.to_json()} if answer else {})}
+        )
     return json.dumps({"conversation": turns}, ensure_ascii=False, indent=2)
 
 
 def render_passages(passages: list[Passage], key: str) -> None:
-    for i, p in enumerate(passages):
+    for p in passages:
         label = f"{p.title} — {who(p)}" if who(p) else p.title
         with st.expander(label, expanded=False):
             st.markdown(escape_md(p.text), help=None)

@@ -1,0 +1,164 @@
+"""The Streamlit chat through Streamlit's AppTest: the real page script, pipeline, corpus and model."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rag.feedback import FeedbackStore
+from rag.settings import Settings
+
+from .conftest import CORPUS, REPO
+
+APP = str(REPO / "ui" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ui") / "data"
+
+
+@pytest.fixture
+def app(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("RAG_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(CORPUS))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def assistant_text(at: AppTest) -> str:
+    return "\n".join(md.value for m in at.chat_message if m.name == "assistant" for md in m.markdown)
+
+
+def test_first_start_ingests_the_default_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(CORPUS))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert not at.exception
+    assert [s.label for s in at.status] == ["Indexed 2 documents (16 new chunks)"]
+    assert "Index: 2 documents" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_examples_on_an_empty_chat(app: AppTest) -> None:
+    labels = [b.label for b in app.button]
+    assert "How much funding was returned?" in labels
+    app.button(key="example-0").click().run()
+    assert "£500\\,000" in assistant_text(app)
+
+
+def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> None:
+    ask(app, "How much funding was returned?")
+    text = assistant_text(app)
+    assert "£500\\,000" in text and "October 2021" in text and "**[1]**" in text
+    cards = [e for e in app.expander if e.label.startswith("[1]")]
+    assert cards and "article" in cards[0].label
+    highlighted = [md.value for md in cards[0].markdown]
+    assert any(":orange-background[**Imperial said no research went ahead" in v for v in highlighted)
+
+
+def test_follow_up_uses_the_conversation(app: AppTest) -> None:
+    ask(app, "Who led the Data Science Institute?")
+    ask(app, "Where did he go after leaving Imperial?")
+    assert "Hong Kong University of Science and Technology" in assistant_text(app)
+    assert len([m for m in app.chat_message if m.name == "user"]) == 2
+
+
+def test_refusal_shows_related_passages(app: AppTest) -> None:
+    ask(app, "What is Jari's annual revenue?")
+    text = assistant_text(app)
+    assert "don’t contain" in text or "don't contain" in text.replace("\\", "")
+    assert "**Related passages**" in text
+
+
+def test_thread_cards_show_author_and_votes(app: AppTest) -> None:
+    ask(app, "What did cyd say about loyalty pledges?")
+    labels = [e.label for e in app.expander]
+    assert any("cyd@lemmy.world · 2▲ 6▼" in label and "comment" in label for label in labels)
+
+
+def test_kind_filter(app: AppTest) -> None:
+    app.sidebar.multiselect[1].set_value(["comment"]).run()
+    ask(app, "What did people say about China?")
+    labels = [e.label for e in app.expander if e.label.startswith("[")]
+    assert labels and all(" — comment · " in label for label in labels)
+
+
+def test_feedback_is_stored(app: AppTest, shared_data: Path) -> None:
+    ask(app, "How much funding was returned?")
+    before = len(FeedbackStore(Settings(data_dir=shared_data).feedback_path).all())
+    app.feedback[0].set_value(1).run()
+    rows = FeedbackStore(Settings(data_dir=shared_data).feedback_path).all()
+    assert len(rows) == before + 1
+    assert rows[-1].rating == 1 and rows[-1].question == "How much funding was returned?"
+    assert "£500,000" in rows[-1].answer and "£500,000" in rows[-1].citations[0]["quote"]
+
+
+def test_export_and_new_conversation(app: AppTest) -> None:
+    from ui.components import to_json, to_markdown
+
+    ask(app, "How much funding was returned?")
+    assert [d.label for d in app.get("download_button")] == [
+        "Export conversation (Markdown)",
+        "Export conversation (JSON)",
+    ]
+    messages = app.session_state["messages"]
+    markdown = to_markdown(messages)
+    assert (
+        "**Question:** How much funding was returned?" in markdown
+        and "“Imperial said no research" in markdown
+    )
+    exported = json.loads(to_json(messages))
+    assert exported["conversation"][1]["answer"]["citations"][0]["quote"].startswith("Imperial said")
+    app.sidebar.button[1].click().run()
+    assert app.session_state["messages"] == [] and not [m for m in app.chat_message]
+
+
+def test_compact_embed_mode(app: AppTest) -> None:
+    app.query_params["compact"] = "true"
+    app.run()
+    assert not app.title and not app.sidebar.button
+    ask(app, "How much funding was returned?")
+    assert "£500\\,000" in assistant_text(app)
+
+
+def test_unreachable_llm_is_a_clear_message(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_GENERATOR__NAME", "openai")
+    monkeypatch.setenv("RAG_GENERATOR__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RAG_GENERATOR__FALLBACK", "false")
+    monkeypatch.setenv("RAG_GENERATOR__TIMEOUT", "2")
+    app.run()
+    ask(app, "How much funding was returned?")
+    assert app.error and "http://127.0.0.1:9/v1" in app.error[0].value
+
+
+def test_corpus_payloads_render_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "poison.md").write_text(
+        "# Poison\n\nThe launch party menu was <script>alert(1)</script> ![pixel](http://evil.example/x.png) "
+        "<img src=x onerror=alert(2)> and [click](javascript:alert(3)) cake.\n"
+    )
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    ask(at, "What was on the launch party menu?")
+    rendered = " ".join(md.value for md in at.markdown) + " ".join(
+        md.value for e in at.expander for md in e.markdown
+    )
+    assert "cake" in rendered
+    for payload in (r"<script>", r"!\[pixel\]", r"<img", r"\[click\]\(javascript"):
+        assert not re.search(r"(?<!\\)" + payload, rendered), payload  # only ever backslash-escaped
+    assert "\\<script\\>" in rendered
