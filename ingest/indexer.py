@@ -80,10 +80,10 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Skipped]]:
-    """Files to ingest (named files, and supported files found in named folders, hidden ones skipped), the
-    folders walked, and the files ignored for their type."""
-    files: list[Path] = []
+def discover(paths: Sequence[Path]) -> tuple[dict[Path, str], list[Path], list[Skipped]]:
+    """Files to ingest (named files, and supported files found in named folders, hidden ones skipped) as
+    {resolved path: the path as the user sees it}, the folders walked, and the files ignored for their type."""
+    files: dict[Path, str] = {}
     roots: list[Path] = []
     ignored: list[Skipped] = []
     for given in paths:
@@ -91,7 +91,7 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Skippe
             raise IngestUsageError(f"no such file or directory: {given}")
         path = Path(os.path.realpath(given))
         if not path.is_dir():
-            files.append(path)
+            files.setdefault(path, _display(Path(os.path.abspath(given))))
             continue
         roots.append(path)
         for folder, dirnames, filenames in os.walk(path):
@@ -101,11 +101,10 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Skippe
                     continue
                 file = Path(folder) / name
                 if file.suffix.lower() in EXTENSIONS or not file.suffix:
-                    files.append(Path(os.path.realpath(file)))
+                    files.setdefault(Path(os.path.realpath(file)), _display(file))
                 else:
                     ignored.append(Skipped(_display(file), f"unsupported file type {file.suffix}"))
-    unique = list(dict.fromkeys(files))
-    return unique, roots, ignored
+    return files, roots, ignored
 
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
@@ -146,19 +145,19 @@ def ingest(
         to_delete: list[str] = []
         loaded: list[tuple[Document, list[Chunk], int]] = []
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
-        for file in files:
+        for file, shown in files.items():
             try:
                 doc = load_document(file, _display(file), max_bytes)
                 chunks = chunk_document(doc, settings.ingest.chunk_size, settings.ingest.chunk_overlap)
             except UnsupportedType as exc:
                 if _under(str(file), roots):  # found in a folder: not the user's mistake
-                    report.ignored.append(Skipped(_display(file), str(exc)))
+                    report.ignored.append(Skipped(shown, str(exc)))
                 else:
-                    report.skipped.append(Skipped(_display(file), str(exc)))
+                    report.skipped.append(Skipped(shown, str(exc)))
                 indexed.pop(str(file), None)
                 continue
             except LoaderError as exc:
-                report.skipped.append(Skipped(_display(file), str(exc)))
+                report.skipped.append(Skipped(shown, str(exc)))
                 indexed.pop(str(file), None)  # keep what was indexed before: never lose data
                 continue
             old = indexed.pop(str(file), {})

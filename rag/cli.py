@@ -391,3 +391,96 @@ def ui(
         raise typer.Exit(subprocess.call(command))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address (default: server.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (default: server.port).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API and the wiki widget (/docs, /widget.js, /widget/demo)."""
+    settings = settings_from(ctx)
+    host, port = host or settings.server.host, port or settings.server.port
+    from rag.api import create_app, is_loopback
+
+    if not settings.server.api_keys and not is_loopback(host):
+        fail(
+            f"refusing to listen on {host} without API keys: set RAG_SERVER__API_KEYS='[\"KEY\"]' "
+            "or use --host 127.0.0.1",
+            EXIT_USAGE,
+        )
+    import uvicorn
+
+    typer.echo(f"API on http://{host}:{port} (docs: /docs, widget demo: /widget/demo)", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="A short run: 10,000 chunks, a smaller ingest corpus, one cold start."),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Also write the Markdown report to BENCHMARKS.md.")
+    ] = False,
+    sizes: Annotated[
+        list[str] | None,
+        typer.Option("--sizes", help="Store sizes in chunks besides the default corpus (e.g. 10000,100000)."),
+    ] = None,
+    paragraphs: Annotated[
+        int | None, typer.Option("--paragraphs", min=10, help="Generated paragraphs in the ingest corpus.")
+    ] = None,
+    queries: Annotated[
+        int, typer.Option("--queries", min=0, help="Dev-set cases used per measurement (0 = all).")
+    ] = 0,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Where the stores are built (default: a temporary folder)."),
+    ] = None,
+) -> None:
+    """Benchmark ingest, retrieval, answers, cold start and quality beside the LangChain tutorial pipeline."""
+    import shutil
+    import tempfile
+
+    from evals.bench import BenchConfig, BenchError, render_markdown, run
+
+    settings = settings_from(ctx)
+    try:
+        chosen = [int(s) for item in sizes or [] for s in item.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--sizes takes chunk counts, e.g. 10000,100000; got {sizes}", EXIT_USAGE)
+    if any(size < 1 for size in chosen):
+        fail("--sizes must be positive chunk counts", EXIT_USAGE)
+    if not settings.corpus_dir.is_dir():
+        fail(f"the default corpus {settings.corpus_dir} is not a folder", EXIT_USAGE)
+    work = workdir or Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    config = BenchConfig(
+        corpus=str(settings.corpus_dir.resolve()),
+        workdir=str(work.resolve()),
+        sizes=chosen if sizes else [10_000] if quick else [10_000, 100_000],
+        paragraphs=paragraphs or (1500 if quick else 5000),
+        queries=queries,
+        cold_repeats=1 if quick else 3,
+    )
+    command = "rag bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag bench"
+    try:
+        result = run(config, progress=lambda step: typer.echo(step, err=True), command=command)
+    except BenchError as exc:
+        fail(f"{exc} (work folder: {work})", EXIT_FAILED)
+    finally:
+        if workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report = render_markdown(result)
+    typer.echo(report)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if write:
+        Path("BENCHMARKS.md").write_text(report, encoding="utf-8")

@@ -277,6 +277,35 @@ def split_question(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
+# Text that addresses an AI assistant rather than stating anything: never evidence, never the question.
+INSTRUCTION = re.compile(
+    r"^\W*(ignore|disregard|forget|override|reply|respond|answer (only|every|all)|print|output|repeat|append|"
+    r"pretend|act as|roleplay|you are( now)?|you must|from now on|system( override)?\b|new instructions?|"
+    r"before answering|after answering|do not (cite|answer|mention)|developer mode|jailbreak|</?\w+>)",
+    re.I,
+)
+_INSTRUCTION_ANYWHERE = re.compile(
+    r"\b(ignore|disregard) (all |any |the )?(previous|prior|above|earlier) (instructions|prompts?|rules)\b"
+    r"|\banswer every question with\b|\bsystem prompt\b",
+    re.I,
+)
+
+
+def is_instruction(sentence: str) -> bool:
+    """True for a sentence that gives an AI assistant orders ("Ignore previous instructions ...")."""
+    return bool(INSTRUCTION.match(sentence) or _INSTRUCTION_ANYWHERE.search(sentence))
+
+
+def information_need(question: str) -> str:
+    """The question without the sentences that give orders: "Ignore all previous instructions. How much
+    was returned?" asks "How much was returned?". The orders are data, never obeyed, and not searched for."""
+    from ingest.sentences import split_sentences
+
+    sentences = split_sentences(question)
+    kept = [s for s in sentences if not is_instruction(s)]
+    return " ".join(kept) if kept and len(kept) < len(sentences) else question
+
+
 _TOPIC = re.compile(
     r"\b(?:say|said|says|think|thinks|write|wrote|claim|claimed|argue|argued|tell|told) about ([^?.!]+)", re.I
 )
@@ -336,7 +365,7 @@ class EvidenceScorer:
             paragraphs = paragraph_spans(passage.text)
             for k, (s, e) in enumerate(sentences):
                 key = (str(passage.metadata.get("path", "")), passage.start + s)
-                if key in seen:  # the same sentence in two overlapping chunks counts once
+                if key in seen or is_instruction(passage.text[s:e]):  # seen once; orders are not evidence
                     continue
                 seen.add(key)
                 if k and _ANAPHOR.match(passage.text, s):

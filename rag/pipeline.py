@@ -17,7 +17,7 @@ from typing import Any
 from ingest.sentences import sentence_spans
 from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
 from rag.embeddings import Embedder
-from rag.evidence import EvidenceScorer, split_question
+from rag.evidence import EvidenceScorer, information_need, split_question
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
@@ -116,12 +116,13 @@ class Pipeline:
             answer.timings[stage] = round((now - clock) * 1000, 2)
             clock = now
 
-        answer.query = self.condenser.condense(question, turns)
+        need = information_need(question)  # orders inside the question are data: not obeyed, not searched
+        answer.query = self.condenser.condense(need, turns)
         lap("condense")
         passages = self.reranker.rerank(answer.query, self.retriever.retrieve(answer.query, k, filters))
         answer.retrieved = passages
         lap("retrieve")
-        resolved = standalone_question(answer.query) if turns else question
+        resolved = standalone_question(answer.query) if turns else need
         assessment = self.scorer.assess(resolved, answer.query, passages, turns)
         context, listings = self._thread_listings(resolved, passages)
         lap("assess")

@@ -38,7 +38,9 @@ class IngestSettings(Section):
         description="Sentence-aligned overlap in characters: trailing sentences of a chunk (up to this "
         "length) are repeated at the start of the next chunk of the same document.",
     )
-    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped with a reason.")
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Files larger than this are skipped with a reason, without being read."
+    )
 
 
 class EmbeddingSettings(Section):
@@ -96,6 +98,27 @@ class AnswerSettings(Section):
     max_history_turns: int = Field(20, ge=0, description="Conversation turns kept for follow-up questions.")
 
 
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys accepted as `Authorization: Bearer KEY` (JSON list); none = open to loopback "
+        "clients only, and `rag serve` refuses a non-loopback address.",
+    )
+    rate_limit_per_minute: int = Field(
+        60, ge=0, description="Requests a minute per API key (per client when no keys are set); 0 = no limit."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins of wiki pages allowed to call the API from a browser (JSON list, e.g. "
+        '["https://wiki.example.com"]); other origins get 403.',
+    )
+    max_body_bytes: int = Field(
+        65_536, ge=1024, description="Larger request bodies are rejected with 413 before parsing."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -123,6 +146,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval.")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="Answer generation.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Question limits.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP API (`rag serve`).")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,165 @@
+"""The wiki widget in headless Chromium: the demo page, a question typed into the chat box, the streamed
+answer with a numbered citation that expands to its quote; corpus text that looks like HTML stays text."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from rag.api import create_app
+from rag.feedback import FeedbackStore
+from rag.settings import Settings
+
+from .conftest import CORPUS
+from .test_api import KEY, ingested, running, server_settings
+
+CHROMIUM = "/usr/bin/chromium"
+PAYLOAD = "<img src=x onerror=alert(1)>"
+ZEBRA = f"""---
+title: Zebra handbook <b>bold</b>
+---
+# The Zebra project
+
+The Zebra project's launch code is {PAYLOAD} and it is kept in the office safe.
+
+Only the project lead may open the safe.
+"""
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (`apt-get install chromium`)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 800})  # a fresh profile each test
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return server_settings(
+        ingested(tmp_path_factory.mktemp("widget") / "data", CORPUS), server={"api_keys": [KEY]}
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus_url(corpus_settings: Settings) -> Iterator[str]:
+    with running(create_app(corpus_settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def payload_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("widget-payload")
+    (root / "docs").mkdir()
+    (root / "docs" / "zebra.md").write_text(ZEBRA, encoding="utf-8")
+    data_dir = ingested(root / "data", root / "docs")
+    with running(create_app(server_settings(data_dir))) as url:  # no keys: open to loopback clients
+        yield url
+
+
+def ask_in_widget(page: Page, question: str) -> None:
+    page.get_by_role("button", name=re.compile("^Open chat")).click()
+    box = page.get_by_label("Your question")
+    expect(box).to_be_focused()
+    box.fill(question)
+    box.press("Enter")
+
+
+def test_widget_answers_with_a_citation(
+    page: Page, corpus_url: str, corpus_settings: Settings, tmp_path: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{corpus_url}/widget/demo#key={KEY}")
+    expect(page.get_by_role("heading", name="Research partnerships: lessons learned")).to_be_visible()
+    ask_in_widget(page, "How much funding was returned?")
+
+    answer = page.locator("[data-rag-widget] .msg.bot")
+    expect(answer.locator(".text")).to_contain_text("£500,000")
+    expect(answer).not_to_have_attribute("aria-busy", "true")  # the `done` event arrived
+    marker = answer.get_by_role("button", name="Show source 1")
+    expect(marker).to_be_visible()
+    chip = answer.locator(".sources .chip").first
+    expect(chip).to_contain_text("1")
+    expect(chip).to_have_attribute("aria-expanded", "false")
+    marker.click()  # the [1] in the text opens source 1
+    expect(chip).to_have_attribute("aria-expanded", "true")
+    detail = answer.locator(".sources .detail").first
+    expect(detail).to_be_visible()
+    expect(detail.locator("blockquote")).to_contain_text(
+        "the £500,000 of funding that had been received was returned"
+    )
+    expect(detail).to_contain_text("smart military bases")  # the article's title
+    page.screenshot(path=str(tmp_path / "widget.png"))
+    assert (tmp_path / "widget.png").stat().st_size > 10_000
+
+    answer.get_by_role("button", name="Helpful", exact=True).click()
+    expect(answer).to_contain_text("Thanks for the feedback.")
+    (stored,) = FeedbackStore(corpus_settings.feedback_path).all()
+    assert (stored.rating, stored.question, stored.origin) == (1, "How much funding was returned?", "api")
+    assert "£500,000" in stored.answer and stored.citations[0]["marker"] == 1
+    assert errors == []
+
+
+def test_thread_comments_show_their_author(page: Page, corpus_url: str) -> None:
+    page.goto(f"{corpus_url}/widget/demo#key={KEY}")
+    ask_in_widget(page, "Which comments are edited?")
+    answer = page.locator("[data-rag-widget] .msg.bot")
+    expect(answer).not_to_have_attribute("aria-busy", "true")
+    chip = answer.locator(".sources .chip").first
+    expect(chip).to_contain_text(re.compile(r"@[\w.]+ \(comment\)"))
+    chip.click()
+    expect(answer.locator(".sources .detail").first.locator(".who")).to_contain_text(
+        re.compile(r"Comment by \S+@\S+ \(\d+ up, \d+ down\)")
+    )
+
+
+def test_corpus_html_is_rendered_as_text(page: Page, payload_url: str, tmp_path: Path) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{payload_url}/widget/demo")
+    ask_in_widget(page, "What is the Zebra project's launch code?")
+    answer = page.locator("[data-rag-widget] .msg.bot")
+    expect(answer).not_to_have_attribute("aria-busy", "true")
+    expect(answer.locator(".text")).to_contain_text(f"launch code is {PAYLOAD} and it is kept")
+    chip = answer.locator(".sources .chip").first
+    expect(chip).to_contain_text("Zebra handbook <b>bold</b>")
+    chip.click()
+    expect(answer.locator(".sources .detail blockquote").first).to_contain_text(PAYLOAD)
+    page.screenshot(path=str(tmp_path / "payload.png"))
+    created = page.evaluate(
+        """() => {
+            const root = document.querySelector("[data-rag-widget]").shadowRoot;
+            return root.querySelectorAll("img, b").length + document.querySelectorAll("img, b").length;
+        }"""
+    )
+    assert created == 0 and dialogs == []
