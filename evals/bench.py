@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,6 @@ DEV_SET = Path(__file__).parent / "datasets" / "dev.jsonl"
 COLD_QUESTION = "How much funding was returned?"
 CHANGED_FILE = "imperial-jari-article.md"  # the file edited for "re-ingest after changing one file"
 SEED = 20251127
-SYN_DOCS = 20  # synthetic chunks per synthetic document
 
 
 @dataclass
@@ -94,179 +94,15 @@ def percentiles(values_ms: Sequence[float]) -> Result:
 # ---------------------------------------------------------------- stages (each in its own process)
 
 
-def _cases(cfg: BenchConfig) -> list[Any]:
+def cases(cfg: BenchConfig) -> list[Any]:
     from evals.dataset import load_dataset
 
-    cases = load_dataset(DEV_SET)
-    return cases[: cfg.queries] if cfg.queries else cases
+    found = load_dataset(DEV_SET)
+    return found[: cfg.queries] if cfg.queries else found
 
 
-def _vocab(cfg: BenchConfig) -> Any:
-    from evals.bench_data import vocabulary
-
-    return vocabulary(
-        p.read_text(encoding="utf-8") for p in sorted(Path(cfg.corpus).iterdir()) if p.is_file()
-    )
-
-
-def _synthetic(cfg: BenchConfig, size: int, real: int) -> tuple[list[str], Any]:
-    """The filler chunks of a store of `size` chunks holding `real` real ones: the first `size - real` of
-    the same `size` generated texts and vectors for both systems."""
-    from evals.bench_data import synthetic_texts, unit_vectors
-
-    fill = max(size - real, 0)
-    texts = synthetic_texts(_vocab(cfg), size, cfg.seed)[:fill]
-    return texts, unit_vectors(size, 384, cfg.seed + 1)[:fill]
-
-
-def _edit(path: Path) -> str:
-    """Change one paragraph of `path` (its third); returns the original text."""
-    original = path.read_text(encoding="utf-8")
-    parts = original.split("\n\n")
-    parts[min(3, len(parts) - 1)] += " The benchmark edited this paragraph."
-    path.write_text("\n\n".join(parts), encoding="utf-8")
-    return original
-
-
-def _ingest_steps(cfg: BenchConfig, run: Callable[[Path], int], embedded: Callable[[], int]) -> Result:
-    """The ingest measurements shared by both systems; `run(folder)` ingests and returns the chunk count."""
-    work = Path(cfg.workdir)
-    out: Result = {}
-
-    def measure(name: str, folder: Path) -> None:
-        before = embedded()
-        with step(out.setdefault(name, {})) as record:
-            record["chunks"] = run(folder)
-        record["embedded"] = embedded() - before
-        record["chunks_per_s"] = round(record["embedded"] / record["seconds"], 1) if record["seconds"] else 0
-
-    measure("cold_default", work / "corpus")
-    measure("unchanged_default", work / "corpus")
-    original = _edit(work / "corpus" / CHANGED_FILE)
-    measure("changed_one_file", work / "corpus")
-    (work / "corpus" / CHANGED_FILE).write_text(original, encoding="utf-8")
-    run(work / "corpus")  # back to the default corpus for the query stages
-    return out
-
-
-class _Counting:
-    """Counts the texts an embedder is asked to embed."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
-def stage_ours_ingest(cfg: BenchConfig) -> Result:
-    started = time.perf_counter()
-    import sentence_transformers  # noqa: F401  (its import is most of the model's load time)
-
-    from ingest.indexer import ingest
-    from rag.embeddings import Embedder
-    from rag.lexical import rebuild
-    from rag.settings import Settings
-    from rag.store import VectorStore
-
-    out: Result = {"import_s": round(time.perf_counter() - started, 3)}
-    counter = _Counting()
-
-    class CountingEmbedder(Embedder):
-        def encode(self, texts: Sequence[str]) -> Any:
-            counter.count += len(texts)
-            return super().encode(texts)
-
-    work = Path(cfg.workdir)
-    embedder = CountingEmbedder(Settings().embedding)
-    with step(out.setdefault("model_load", {})):
-        embedder.model  # noqa: B018
-    current = {"dir": work / "ours-default"}
-
-    def run(folder: Path) -> int:
-        return ingest([folder], Settings(data_dir=current["dir"]), embedder=embedder).chunks_total
-
-    out.update(_ingest_steps(cfg, run, lambda: counter.count))
-    current["dir"] = work / "ours-large"
-    for name, dir_name in (("cold_large", "large"), ("unchanged_large", "large")):
-        before = counter.count
-        with step(out.setdefault(name, {})) as record:
-            record["chunks"] = run(work / dir_name)
-        record["embedded"] = counter.count - before
-        record["chunks_per_s"] = round(record["embedded"] / record["seconds"], 1)
-    shutil.rmtree(work / "ours-large", ignore_errors=True)
-
-    real = VectorStore(Settings(data_dir=work / "ours-default")).collection.get(
-        include=["documents", "metadatas", "embeddings"]
-    )
-    for size in cfg.sizes:
-        texts, vectors = _synthetic(cfg, size, len(real["ids"]))
-        metas = [
-            {
-                "path": f"/synthetic/doc-{i // SYN_DOCS:05d}.md", "source": f"synthetic/doc-{i // SYN_DOCS:05d}.md",
-                "title": f"Synthetic document {i // SYN_DOCS}", "loader": "markdown", "kind": "article",
-                "author": "", "position": i % SYN_DOCS, "start": 0, "end": len(t),
-            }
-            for i, t in enumerate(texts)
-        ]  # fmt: skip
-        settings = Settings(data_dir=work / f"ours-{size}")
-        store = VectorStore(settings)
-        record = out.setdefault(f"fill_{size}", {})
-        with step(record):
-            started = time.perf_counter()
-            store.upsert(real["ids"], real["embeddings"], real["documents"], real["metadatas"])
-            for at in range(0, len(texts), 5000):
-                ids = [f"syn{i:06d}" for i in range(at, min(at + 5000, len(texts)))]
-                store.upsert(ids, vectors[at : at + 5000], texts[at : at + 5000], metas[at : at + 5000])
-            record["vectors_s"] = round(time.perf_counter() - started, 3)
-            started = time.perf_counter()
-            rebuild(settings.lexical_dir, store.iter_records(include_text=True))
-            record["lexical_s"] = round(time.perf_counter() - started, 3)
-        record["chunks"] = store.count()
-    return out
-
-
-def stage_peer_ingest(cfg: BenchConfig) -> Result:
-    started = time.perf_counter()
-    import sentence_transformers  # noqa: F401
-
-    from evals.peer import TutorialEmbeddings, TutorialRAG, bundled_model_path
-
-    out: Result = {"import_s": round(time.perf_counter() - started, 3)}
-    with step(out.setdefault("model_load", {})):
-        embeddings = TutorialEmbeddings(bundled_model_path())
-    work = Path(cfg.workdir)
-    current = {"rag": TutorialRAG(work / "peer-default", embeddings)}
-
-    def run(folder: Path) -> int:
-        rag = current["rag"]
-        rag.reset()  # the tutorial re-embeds everything; dropping first at least avoids duplicates
-        rag.ingest([folder])
-        return rag.count()
-
-    out.update(_ingest_steps(cfg, run, lambda: embeddings.embedded))
-    current["rag"] = TutorialRAG(work / "peer-large", embeddings)
-    for name in ("cold_large", "unchanged_large"):
-        before = embeddings.embedded
-        with step(out.setdefault(name, {})) as record:
-            record["chunks"] = run(work / "large")
-        record["embedded"] = embeddings.embedded - before
-        record["chunks_per_s"] = round(record["embedded"] / record["seconds"], 1)
-    shutil.rmtree(work / "peer-large", ignore_errors=True)
-
-    ids, texts_real, vectors_real, metas_real = TutorialRAG(work / "peer-default", embeddings).records()
-    for size in cfg.sizes:
-        texts, vectors = _synthetic(cfg, size, len(ids))
-        rag = TutorialRAG(work / f"peer-{size}", embeddings)
-        record = out.setdefault(f"fill_{size}", {})
-        with step(record):
-            rag.add_vectors(ids, texts_real, vectors_real, metas_real)
-            rag.add_vectors(
-                [f"syn{i:06d}" for i in range(len(texts))], texts, vectors,
-                [{"source": f"synthetic/doc-{i // SYN_DOCS:05d}.md"} for i in range(len(texts))],
-            )  # fmt: skip
-        record["chunks"] = rag.count()
-    return out
-
-
-def _retrieval_quality(cases: Sequence[Any], retrieved: Sequence[Sequence[str]], k: int) -> Result:
+def retrieval_quality(cases: Sequence[Any], retrieved: Sequence[Sequence[str]], k: int) -> Result:
+    """Evidence recall@k and MRR over the top k of each case's retrieved passage texts."""
     from evals.metrics import evidence_recall, mean, reciprocal_rank
 
     pairs = [(c, r[:k]) for c, r in zip(cases, retrieved, strict=True) if c.answerable and c.evidence]
@@ -276,8 +112,167 @@ def _retrieval_quality(cases: Sequence[Any], retrieved: Sequence[Sequence[str]],
     }
 
 
-def _labels(cfg: BenchConfig) -> list[tuple[str, str]]:
-    return [("default", "default"), *((str(size), str(size)) for size in cfg.sizes)]
+class Side(ABC):
+    """One system under test, as the stages drive it. Ours is `Ours`; the tutorial's is `evals.peer.Tutorial`."""
+
+    embedded = 0  # texts embedded so far
+
+    @abstractmethod
+    def load_model(self) -> None: ...
+
+    @abstractmethod
+    def ingest(self, data_dir: Path, folder: Path) -> int:
+        """Bring the index in `data_dir` in line with `folder`; the number of chunks indexed."""
+
+    @abstractmethod
+    def fill(self, data_dir: Path, real_dir: Path, texts: list[str], vectors: Any) -> Result:
+        """Index the real chunks of `real_dir` and the given synthetic ones (with their vectors)."""
+
+    @abstractmethod
+    def open(self, data_dir: Path) -> int:
+        """Load the index for querying; the number of chunks in it."""
+
+    @abstractmethod
+    def embed_query(self, text: str) -> Any: ...
+
+    @abstractmethod
+    def retrieve(self, question: str) -> list[str]:
+        """The texts of the passages retrieved for `question`, best first."""
+
+    def answer(self, case: Any) -> Any:
+        """The answer to a dev case, or None for a system that cannot answer offline."""
+        return None
+
+    def quality(self, cases: Sequence[Any], answers: Sequence[Any]) -> Result:
+        return {}
+
+
+class Ours(Side):
+    def __init__(self) -> None:
+        from rag.embeddings import Embedder
+        from rag.settings import Settings
+
+        side = self
+
+        class CountingEmbedder(Embedder):
+            def encode(self, texts: Sequence[str]) -> Any:
+                side.embedded += len(texts)
+                return super().encode(texts)
+
+        self.settings = Settings
+        self.embedder: Any = CountingEmbedder(Settings().embedding)
+        self.pipeline: Any = None
+
+    def load_model(self) -> None:
+        self.embedder.model  # noqa: B018
+
+    def ingest(self, data_dir: Path, folder: Path) -> int:
+        from ingest.indexer import ingest
+
+        return ingest([folder], self.settings(data_dir=data_dir), embedder=self.embedder).chunks_total
+
+    def fill(self, data_dir: Path, real_dir: Path, texts: list[str], vectors: Any) -> Result:
+        from evals.bench_data import synthetic_metadata
+        from rag.lexical import rebuild
+        from rag.store import VectorStore
+
+        real = VectorStore(self.settings(data_dir=real_dir)).collection.get(
+            include=["documents", "metadatas", "embeddings"]
+        )
+        settings = self.settings(data_dir=data_dir)
+        store = VectorStore(settings)
+        started = time.perf_counter()
+        store.upsert(real["ids"], real["embeddings"], real["documents"], real["metadatas"])
+        for at in range(0, len(texts), 5000):
+            batch = texts[at : at + 5000]
+            ids = [f"syn{i:06d}" for i in range(at, at + len(batch))]
+            store.upsert(ids, vectors[at : at + 5000], batch, synthetic_metadata(batch, at))
+        vectors_s = time.perf_counter() - started
+        rebuild(settings.lexical_dir, store.iter_records(include_text=True))
+        return {"vectors_s": round(vectors_s, 3), "lexical_s": round(time.perf_counter() - started - vectors_s, 3)}
+
+    def open(self, data_dir: Path) -> int:
+        from rag.embeddings import Embedder
+        from rag.pipeline import build_pipeline
+
+        settings = self.settings(data_dir=data_dir)
+        self.embedder = Embedder(settings.embedding)  # a cold sentence cache; the model loads once a process
+        self.pipeline = build_pipeline(settings, embedder=self.embedder)
+        return int(self.pipeline.store.count())
+
+    def embed_query(self, text: str) -> Any:
+        return self.embedder.encode([text])
+
+    def retrieve(self, question: str) -> list[str]:
+        return [p.text for p in self.pipeline.retriever.retrieve(question, self.pipeline.settings.retrieval.k)]
+
+    def answer(self, case: Any) -> Any:
+        return self.pipeline.ask(case.question, case.history)
+
+    def quality(self, cases: Sequence[Any], answers: Sequence[Any]) -> Result:
+        from evals.metrics import summarize
+        from evals.runner import make_support, score_case
+        from rag.verify import LexicalEmbeddingJudge
+
+        supports = make_support(LexicalEmbeddingJudge(self.embedder))
+        k = self.pipeline.settings.retrieval.k
+        summary = summarize([score_case(c, a, k, supports) for c, a in zip(cases, answers, strict=True)])
+        keep = ("fact_recall", "evidence_recall", "mrr", "citation_recall", "citation_precision", "refusal_rate")
+        return {
+            **{key: round(summary[key], 3) for key in (*keep, "false_refusal_rate")},
+            "passed": summary["passed"],
+            "cases": summary["cases"],
+            **retrieval_quality(cases, [[p.text for p in a.retrieved] for a in answers], 4),
+        }
+
+
+def _side(name: str) -> Side:
+    if name == "ours":
+        return Ours()
+    from evals.peer import Tutorial
+
+    return Tutorial()
+
+
+def stage_ingest(cfg: BenchConfig, name: str) -> Result:
+    """Model load; cold, unchanged and one-file-changed ingest of the default corpus; the larger corpus
+    cold and unchanged; the stores of the benchmark sizes filled."""
+    from evals.bench_data import edit_one_paragraph, synthetic_chunks, vocabulary_of
+
+    started = time.perf_counter()
+    import sentence_transformers  # noqa: F401  (most of a cold start: reported with the model load)
+
+    side = _side(name)
+    out: Result = {"import_s": round(time.perf_counter() - started, 3)}
+    with step(out.setdefault("model_load", {})):
+        side.load_model()
+    work = Path(cfg.workdir)
+    corpus, default = work / "corpus", work / f"{name}-default"
+
+    def measure(key: str, data_dir: Path, folder: Path) -> None:
+        before = side.embedded
+        with step(out.setdefault(key, {})) as record:
+            record["chunks"] = side.ingest(data_dir, folder)
+        record["embedded"] = side.embedded - before
+        record["chunks_per_s"] = round(record["embedded"] / record["seconds"], 1) if record["seconds"] else 0
+
+    measure("cold_default", default, corpus)
+    measure("unchanged_default", default, corpus)
+    original = edit_one_paragraph(corpus / CHANGED_FILE)
+    measure("changed_one_file", default, corpus)
+    (corpus / CHANGED_FILE).write_text(original, encoding="utf-8")
+    side.ingest(default, corpus)  # back to the default corpus, for the query stage
+    measure("cold_large", work / f"{name}-large", work / "large")
+    measure("unchanged_large", work / f"{name}-large", work / "large")
+    shutil.rmtree(work / f"{name}-large", ignore_errors=True)
+    vocab = vocabulary_of(Path(cfg.corpus))
+    for size in cfg.sizes:
+        real = side.open(default)
+        texts, vectors = synthetic_chunks(vocab, size, real, cfg.seed)
+        with step(out.setdefault(f"fill_{size}", {})) as record:
+            record.update(side.fill(work / f"{name}-{size}", default, texts, vectors))
+        record["chunks"] = side.open(work / f"{name}-{size}")
+    return out
 
 
 def _loop(cases: Sequence[Any], fn: Callable[[Any], Any]) -> tuple[Result, list[Any]]:
@@ -290,71 +285,35 @@ def _loop(cases: Sequence[Any], fn: Callable[[Any], Any]) -> tuple[Result, list[
     return percentiles(times), values
 
 
-def stage_ours_serve(cfg: BenchConfig) -> Result:
-    from evals.metrics import summarize
-    from evals.runner import make_support, score_case
-    from rag.embeddings import Embedder
-    from rag.pipeline import build_pipeline
-    from rag.settings import Settings
-    from rag.verify import LexicalEmbeddingJudge
-
-    cases = _cases(cfg)
+def stage_serve(cfg: BenchConfig, name: str) -> Result:
+    """At each size: open the index, then time query embedding, retrieval and answers over the dev set."""
+    side = _side(name)
+    side.load_model()
+    dev = cases(cfg)
     out: Result = {}
-    for label, suffix in _labels(cfg):
-        settings = Settings(data_dir=Path(cfg.workdir) / f"ours-{suffix}")
-        k = settings.retrieval.k
-        embedder = Embedder(settings.embedding)  # a cold sentence cache per size; the model loads once
+    for label in ["default", *map(str, cfg.sizes)]:
         with step(out.setdefault(label, {})) as record:
             started = time.perf_counter()
-            pipeline = build_pipeline(settings, embedder=embedder)
-            record["chunks"] = pipeline.store.count()
+            record["chunks"] = side.open(Path(cfg.workdir) / f"{name}-{label}")
             record["startup_s"] = round(time.perf_counter() - started, 3)
-            pipeline.ask(COLD_QUESTION)  # warm-up: the model and the store are loaded
-            record["query_embedding"], _ = _loop(cases, lambda c, e=embedder: e.encode([c.question]))
-            record["retrieval"], hits = _loop(
-                cases, lambda c, p=pipeline: p.retriever.retrieve(c.question, k)
-            )
-            record["answer"], answers = _loop(cases, lambda c, p=pipeline: p.ask(c.question, c.history))
-        supports = make_support(LexicalEmbeddingJudge(embedder))
-        summary = summarize([score_case(c, a, k, supports) for c, a in zip(cases, answers, strict=True)])
-        keep = ("fact_recall", "evidence_recall", "mrr", "citation_recall", "citation_precision")
-        record["quality"] = {
-            **{key: round(summary[key], 3) for key in keep},
-            "refusal_rate": round(summary["refusal_rate"], 3),
-            "false_refusal_rate": round(summary["false_refusal_rate"], 3),
-            "passed": summary["passed"],
-            "cases": summary["cases"],
-            **_retrieval_quality(cases, [[p.text for p in a.retrieved] for a in answers], 4),
-        }
-        record["raw_question"] = _retrieval_quality(cases, [[p.text for p in h] for h in hits], 4)
+            side.retrieve(COLD_QUESTION)  # warm-up
+            side.answer(dev[0])
+            record["query_embedding"], _ = _loop(dev, lambda c: side.embed_query(c.question))
+            record["retrieval"], hits = _loop(dev, lambda c: side.retrieve(c.question))
+            timing, answers = _loop(dev, side.answer)
+            if any(a is not None for a in answers):
+                record["answer"] = timing
+        record["quality"] = side.quality(dev, answers) or retrieval_quality(dev, hits, 4)
+        record["raw_question"] = retrieval_quality(dev, hits, 4)
     return out
 
 
-def stage_peer_serve(cfg: BenchConfig) -> Result:
-    from evals.peer import TutorialEmbeddings, TutorialRAG, bundled_model_path
-
-    cases = _cases(cfg)
-    embeddings = TutorialEmbeddings(bundled_model_path())
-    out: Result = {}
-    for label, suffix in _labels(cfg):
-        with step(out.setdefault(label, {})) as record:
-            started = time.perf_counter()
-            rag = TutorialRAG(Path(cfg.workdir) / f"peer-{suffix}", embeddings)
-            record["chunks"] = rag.count()
-            record["startup_s"] = round(time.perf_counter() - started, 3)
-            rag.retrieve(COLD_QUESTION)  # warm-up
-            record["query_embedding"], _ = _loop(cases, lambda c: embeddings.embed_query(c.question))
-            record["retrieval"], hits = _loop(cases, lambda c, r=rag: r.retrieve(c.question))
-        record["quality"] = _retrieval_quality(cases, [[d.page_content for d in h] for h in hits], 4)
-    return out
+STAGES = ("ours-ingest", "peer-ingest", "ours-serve", "peer-serve")
 
 
-STAGES: dict[str, Callable[[BenchConfig], Result]] = {
-    "ours-ingest": stage_ours_ingest,
-    "peer-ingest": stage_peer_ingest,
-    "ours-serve": stage_ours_serve,
-    "peer-serve": stage_peer_serve,
-}
+def run_stage(stage: str, cfg: BenchConfig) -> Result:
+    name, kind = stage.split("-")
+    return stage_ingest(cfg, name) if kind == "ingest" else stage_serve(cfg, name)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -742,7 +701,7 @@ def render_markdown(r: Result) -> str:
 
 def _stage_main(argv: Sequence[str]) -> int:
     name, raw = argv
-    result = STAGES[name](BenchConfig(**json.loads(raw)))
+    result = run_stage(name, BenchConfig(**json.loads(raw)))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
