@@ -60,6 +60,7 @@ from rag.store import StoreError
 from rag.types import CitationEvent, Event, TextDelta
 
 log = logging.getLogger("rag.api")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class ApiError(Exception):
@@ -290,7 +291,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         "/ask/stream",
         response_class=Response,  # not EventStream: its media type would be documented for the errors too
         responses={200: content("text/event-stream", "One schema per event", EVENTS), **errors(503)},
-    )  # fmt: skip
+    )
     async def ask_stream(body: AskIn) -> EventStream:
         """Answer one question as Server-Sent Events: `delta` {text}, `citation` (as in /v1/ask, plus the
         passage's metadata), `done` (the /v1/ask object), or `error` {error: {code, message}}."""
@@ -392,6 +393,3 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         max_age=600,
     )
     return app
-
-
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
