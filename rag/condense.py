@@ -17,37 +17,8 @@ from rag.types import Turn
 
 _WORD = re.compile(r"[\w’'£.,-]*\w", re.UNICODE)
 _REFERRING = frozenset(
-    [
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "hers",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "then",
-        "such",
-        "former",
-        "latter",
-        "same",
-        "him?",
-        "it?",
-        "that?",
-        "this?",
-        "other",
-        "another",
-        "else",
-    ]
+    """he him his she her hers it its they them their theirs this that these those there then such former
+    latter same him? it? that? this? other another else""".split()
 )
 _FOLLOW_ON = re.compile(r"^\s*(and|but|so|also|what about|how about|and what|why|why not|really)\b", re.I)
 _MARKER = re.compile(r"\[\d+\]")

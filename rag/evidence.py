@@ -77,43 +77,17 @@ _WITHHELD = re.compile(
 )
 # A sentence that opens by referring back ("The company, which ...", "He said") leans on the one before.
 _ANAPHOR = re.compile(
-    r"[“\"]?(?:He|She|It|They|This|These|Those|The (?:company|institute|institution|centre|center|university|"
-    r"college|firm|charity|partnership|deal|group|organisation|organization|professor|researcher))\b"
+    r"[“\"]?(?:(?:He|She|It|They|This|These|Those)\b|The (?:company|institute|institution|centre|center|"
+    r"university|college|firm|charity|partnership|deal|group|organisation|organization|professor|researcher)"
+    r"\b(?![’']s))"
 )
 _WORD = re.compile(r"[£$€]?[\w’'.@-]*\w", re.UNICODE)
-_QUESTION_WORDS = frozenset(
-    ["what", "which", "who", "whom", "whose", "when", "where", "why", "how", "name", "title"]
-)
-_NEAR = {
-    "number": 4,
-    "name": 4,
-    "title": 4,
-    "money": 8,
-    "date": 8,
-}  # words between a value and what is asked about
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how name title".split())
+_NEAR = {"number": 4, "name": 4, "title": 4, "money": 8, "date": 8}  # words between a value and what is asked
 
 
 _WH = re.compile(r"\b(how|what|which|who|whom|whose|when|where|why|in which|in what|on what)\b", re.I)
-_AUX = frozenset(
-    [
-        "was",
-        "is",
-        "are",
-        "were",
-        "did",
-        "does",
-        "do",
-        "has",
-        "have",
-        "had",
-        "will",
-        "would",
-        "could",
-        "should",
-        "can",
-        "of",
-    ]
-)
+_AUX = frozenset("""was is are were did does do has have had will would could should can of""".split())
 _COUNTED = re.compile(
     r"\bhow (?:much|many) (?!(?:was|is|are|were|did|does|do|has|have|had)\b)((?:[\w’'-]+ ){0,2}?[\w’'-]+)(?= (?:was|is|are|were|did|does|do|has|have|had|will|would|could|can|in|of|for|from|with|to|at|on)\b|\W*$)"
     r"|\bwhat (?:is|was|are|were) \S+(?: \S+){0,2}? (revenue|price|value|cost|budget|salary|population|turnover|profit|size|worth)\b",
@@ -134,32 +108,8 @@ def expected_type(question: str) -> str | None:
 
 
 _MONEY_WORDS = frozenset(
-    [
-        "revenue",
-        "revenues",
-        "price",
-        "prices",
-        "value",
-        "cost",
-        "costs",
-        "budget",
-        "salary",
-        "turnover",
-        "profit",
-        "profits",
-        "worth",
-        "cash",
-        "money",
-        "funding",
-        "funds",
-        "fund",
-        "fee",
-        "fees",
-        "paid",
-        "pay",
-        "spend",
-        "spent",
-    ]
+    """revenue revenues price prices value cost costs budget salary turnover profit profits worth cash
+    money funding funds fund fee fees paid pay spend spent""".split()
 )
 
 
@@ -368,10 +318,10 @@ class EvidenceScorer:
                 if key in seen or is_instruction(passage.text[s:e]):  # seen once; orders are not evidence
                     continue
                 seen.add(key)
+                ps, pe = next(((a, b) for a, b in paragraphs if a <= s < b), (s, e))
                 if k and _ANAPHOR.match(passage.text, s):
                     s = sentences[k - 1][0]  # "The company, which ..." needs the sentence naming it
                 spans.append((i, s, e))
-                ps, pe = next(((a, b) for a, b in paragraphs if a <= s < b), (s, e))
                 around.append(set(tokenize(passage.text[ps:s] + " " + passage.text[e:pe])))
         if not spans:
             return []

@@ -19,157 +19,17 @@ from typing import Any
 from ingest.sentences import sentence_spans
 from rag.types import comment_header
 
+TOKENIZER_VERSION = "3"  # part of the index stamp: a change of tokenization rebuilds the lexical index
 _TOKEN = re.compile(r"£?\d[\d,.]*\d|\w+", re.UNICODE)
 STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren't",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "s",
-        "t",
-        "don",
-        "doesn",
-        "didn",
-        "isn",
-        "wasn",
-        "weren",
-        "won",
-        "wouldn",
-        "shouldn",
-        "also",
-        "did",
-        "does",
-        "said",
-        "says",
-        "say",
-        "tell",
-        "told",
-        "according",
-    ]
+    """a about above after again against all am an and any are aren't as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most my
+    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
+    some such than that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves s t don doesn didn isn wasn weren won wouldn shouldn also did does said says say
+    tell told according""".split()
 )
 
 
@@ -219,6 +79,19 @@ def matches(metadata: dict[str, Any], filters: dict[str, Any] | None) -> bool:
     return True
 
 
+def _postings_doc_freq(bm25: Any) -> dict[str, int] | None:
+    """How many chunks hold each token, read off the BM25 index (its score matrix has one column of
+    postings per token), or None when the index does not expose it. Re-tokenizing every chunk instead
+    took 1.6 s of the 1.7 s it takes to load an index of 10,000 chunks."""
+    import numpy as np
+
+    scores, vocab = getattr(bm25, "scores", None), getattr(bm25, "vocab_dict", None)
+    if not isinstance(scores, dict) or "indptr" not in scores or not vocab:
+        return None
+    counts = np.diff(scores["indptr"])
+    return {token: int(counts[i]) for token, i in vocab.items() if token and counts[i]}
+
+
 class LexicalIndex:
     """BM25 over every chunk, plus the chunk records themselves."""
 
@@ -228,10 +101,12 @@ class LexicalIndex:
         self.records = records
         self.bm25 = bm25
         self.position = {r.id: i for i, r in enumerate(records)}
-        doc_freq: dict[str, int] = {}
-        for r in records:
-            for token in set(tokenize(index_text(r.text, r.metadata))):
-                doc_freq[token] = doc_freq.get(token, 0) + 1
+        doc_freq = _postings_doc_freq(bm25) if records else {}
+        if doc_freq is None:
+            doc_freq = {}
+            for r in records:
+                for token in set(tokenize(index_text(r.text, r.metadata))):
+                    doc_freq[token] = doc_freq.get(token, 0) + 1
         n = max(len(records), 1)
         # BM25's idf, floored so that a word in every chunk still counts a little.
         self.idf = {t: max(math.log(1 + (n - df + 0.5) / (df + 0.5)), 0.05) for t, df in doc_freq.items()}
@@ -271,6 +146,7 @@ class LexicalIndex:
             for r in self.records:
                 out.write(json.dumps([r.id, r.text, r.metadata, r.sentences], ensure_ascii=False) + "\n")
         (tmp / "stamp").write_text(stamp(r.id for r in self.records))
+        (tmp / "version").write_text(TOKENIZER_VERSION)
         old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
@@ -284,6 +160,8 @@ class LexicalIndex:
         import bm25s
 
         try:
+            if (folder / "version").read_text().strip() != TOKENIZER_VERSION:
+                return None
             with open(folder / "records.jsonl", encoding="utf-8") as lines:
                 records = [Record(i, t, m, [tuple(s) for s in ss]) for i, t, m, ss in map(json.loads, lines)]
             bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if records else bm25s.BM25()
@@ -312,7 +190,7 @@ def stamp(ids: Iterable[str]) -> str:
     """A fingerprint of a set of chunk ids, to tell whether the lexical index matches the store."""
     import hashlib
 
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    return hashlib.sha256("\n".join([TOKENIZER_VERSION, *sorted(ids)]).encode()).hexdigest()
 
 
 def read_stamp(folder: Path) -> str | None:

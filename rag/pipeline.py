@@ -25,7 +25,7 @@ from rag.lexical import LexicalIndex, rebuild
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.store import VectorStore
-from rag.threadfacts import comments_of, listing_kind, select
+from rag.threadfacts import comments_of, implied_filters, listing_kind, select
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import LexicalEmbeddingJudge, SupportJudge, Verifier
 
@@ -87,6 +87,9 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.scorer = EvidenceScorer(self.embedder, self.lexical)
+        self.authors = {
+            str(r.metadata["author"]) for r in self.lexical.records if r.metadata.get("kind") == "comment"
+        }
 
     def ensure_ready(self) -> None:
         if not self.lexical.records and self.store.count() == 0:
@@ -119,7 +122,10 @@ class Pipeline:
         need = information_need(question)  # orders inside the question are data: not obeyed, not searched
         answer.query = self.condenser.condense(need, turns)
         lap("condense")
-        passages = self.reranker.rerank(answer.query, self.retriever.retrieve(answer.query, k, filters))
+        implied = None if filters else implied_filters(need, self.authors)
+        passages = self.retriever.retrieve(answer.query, k, implied) if implied else []
+        passages = passages or self.retriever.retrieve(answer.query, k, filters)
+        passages = self.reranker.rerank(answer.query, passages)
         answer.retrieved = passages
         lap("retrieve")
         resolved = standalone_question(answer.query) if turns else need

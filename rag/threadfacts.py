@@ -89,3 +89,23 @@ def select(kind: str, comments: Sequence[Passage]) -> list[Passage]:
     field = "upvotes" if kind == "most_up" else "downvotes"
     top = max(int(m.get(field, 0)) for m in meta)
     return [c for c, m in zip(comments, meta, strict=True) if int(m.get(field, 0)) == top]
+
+
+_OP = re.compile(r"\b(the OP|OP's|original poster)\b|\bOP\b", re.I)
+_REPLY_TO = r"\b(?:replied|responded|reply|replies|responding|answered) to {who}"
+
+
+def implied_filters(question: str, authors: set[str]) -> dict[str, object] | None:
+    """Metadata filters a question implies about a thread: "What did cyd say?" searches cyd's comments,
+    "Who replied to TheGrandNagus?" the replies to TheGrandNagus, "What did the OP say?" the original
+    poster's. None when the question names no commenter."""
+    for author in sorted(authors, key=len, reverse=True):
+        local = author.split("@")[0]
+        who = rf"(?:{re.escape(author)}|{re.escape(local)})(?:['’]s)?"
+        if re.search(_REPLY_TO.format(who=who), question, re.I):
+            return {"parent_author": author}
+        if re.search(rf"(?<![\w@]){who}(?![\w@])", question, re.I):
+            return {"author": author}
+    if _OP.search(question):
+        return {"is_op": True}
+    return None

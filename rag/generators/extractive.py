@@ -30,6 +30,14 @@ def attribution(passage: Passage) -> str:
     return f"{passage.author} ({'; '.join(details)})"
 
 
+def _overlaps(request: GenerationRequest, a: Evidence, b: Evidence) -> bool:
+    """Whether two evidence sentences share characters of the same document."""
+    pa, pb = request.passages[a.passage], request.passages[b.passage]
+    if pa.metadata.get("path") != pb.metadata.get("path"):
+        return False
+    return pa.start + a.start < pb.start + b.end and pb.start + b.start < pa.start + a.end
+
+
 class ExtractiveGenerator(Generator):
     def __init__(self, max_sentences: int = 3, keep_ratio: float = 0.6, close_ratio: float = 0.85) -> None:
         self.max_sentences = max_sentences
@@ -51,6 +59,17 @@ class ExtractiveGenerator(Generator):
             if len(chosen) >= self.max_sentences or ev.score < floor:
                 break
             new = (set(tokenize(ev.text)) & wanted) - covered
+            overlapping = [c for c in chosen if _overlaps(request, c, ev)]
+            if overlapping:  # the same words as a sentence already chosen (overlapping chunks, or a
+                # sentence together with the one before it that it refers to): keep the longer
+                shorter = overlapping[0]
+                if (
+                    len(overlapping) == 1
+                    and len(ev.text) > len(shorter.text)
+                    and ev.text.find(shorter.text) >= 0
+                ):
+                    chosen[chosen.index(shorter)] = ev
+                continue
             close = ev.score >= self.close_ratio * best.score
             if new or close or (ev.typed and not any(c.typed for c in chosen)):
                 chosen.append(ev)
@@ -74,11 +93,14 @@ class ExtractiveGenerator(Generator):
         for n, ev in enumerate(chosen, pieces):
             passage = request.passages[ev.passage]
             marker = f"[{ev.passage + 1}]"
-            if passage.kind == "comment":
-                who = passage.author
-                lead = f"{who} also wrote" if who in quoted_authors else f"{attribution(passage)} wrote"
-                quoted_authors.add(who)
-                piece = f"{lead}: “{ev.text}” {marker}"
+            if passage.kind == "comment":  # one attributed quote a sentence, so each is verified alone
+                quotes = []
+                for s, e in sentence_spans(ev.text) or [(0, len(ev.text))]:
+                    who = passage.author
+                    lead = f"{who} also wrote" if who in quoted_authors else f"{attribution(passage)} wrote"
+                    quoted_authors.add(who)
+                    quotes.append(f"{lead}: “{ev.text[s:e]}” {marker}")
+                piece = "\n\n".join(quotes)
             else:
                 piece = f"{ev.text} {marker}"
             yield piece if n == 0 else "\n\n" + piece
