@@ -162,3 +162,22 @@ def test_corpus_payloads_render_as_text(tmp_path: Path, monkeypatch: pytest.Monk
     for payload in (r"<script>", r"!\[pixel\]", r"<img", r"\[click\]\(javascript"):
         assert not re.search(r"(?<!\\)" + payload, rendered), payload  # only ever backslash-escaped
     assert "\\<script\\>" in rendered
+
+
+@pytest.mark.parametrize(
+    ("question", "expect_error"),
+    [
+        ("x" * 2500, "the question is too long"),
+        ("\x00\x01\x02", "the question is empty"),
+        ("<script>alert(1)</script> How much funding was returned?", ""),
+        ("'; DROP TABLE documents; -- 💷 \u202e", ""),
+    ],
+)
+def test_bad_questions_in_the_chat(app: AppTest, question: str, expect_error: str) -> None:
+    ask(app, question)
+    if expect_error:
+        assert app.error and expect_error in app.error[0].value
+        return
+    user = [md.value for m in app.chat_message if m.name == "user" for md in m.markdown]
+    assert user and not re.search(r"(?<!\\)<script>", user[-1])
+    assert not app.error
