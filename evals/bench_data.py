@@ -25,6 +25,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z’'-]*[a-z]|[A-Za-z]|\d[\d,.]*\d|\d")
 ARTICLE_PARAGRAPHS = 25  # paragraphs per generated article
 THREAD_EVERY = 250  # one generated thread per this many article paragraphs
 THREAD_COMMENTS = 12
+DIMENSION = 384  # all-MiniLM-L6-v2
+DOC_CHUNKS = 20  # synthetic chunks per synthetic document
 _INSTANCES = ("lemmy.world", "feddit.de", "lemmy.ml", "sh.itjust.works", "programming.dev")
 
 
@@ -140,3 +142,38 @@ def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     vectors = _rng(seed).standard_normal((count, dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
+
+
+def vocabulary_of(folder: Path) -> Vocabulary:
+    return vocabulary(p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def synthetic_chunks(vocab: Vocabulary, size: int, real: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """The filler of a store of `size` chunks that holds `real` real ones: the first `size - real` of the
+    same `size` generated texts and vectors, whichever system's real chunks they join."""
+    fill = max(size - real, 0)
+    return synthetic_texts(vocab, size, seed)[:fill], unit_vectors(size, DIMENSION, seed + 1)[:fill]
+
+
+def synthetic_metadata(texts: Sequence[str], first: int) -> list[dict[str, str | int]]:
+    """Chunk metadata of synthetic texts number `first`, `first + 1`, ... (20 chunks a document)."""
+    out: list[dict[str, str | int]] = []
+    for i, text in enumerate(texts, first):
+        doc = f"synthetic/doc-{i // DOC_CHUNKS:05d}.md"
+        out.append(
+            {
+                "path": f"/{doc}", "source": doc, "title": f"Synthetic document {i // DOC_CHUNKS}",
+                "loader": "markdown", "kind": "article", "author": "", "position": i % DOC_CHUNKS,
+                "start": 0, "end": len(text),
+            }
+        )  # fmt: skip
+    return out
+
+
+def edit_one_paragraph(path: Path) -> str:
+    """Append a sentence to the fourth paragraph of `path`; returns the original text."""
+    original = path.read_text(encoding="utf-8")
+    parts = original.split("\n\n")
+    parts[min(3, len(parts) - 1)] += " The benchmark edited this paragraph."
+    path.write_text("\n\n".join(parts), encoding="utf-8")
+    return original

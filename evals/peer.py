@@ -50,7 +50,8 @@ class TutorialEmbeddings(Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.embedded += len(texts)
         texts = [t.replace("\n", " ") for t in texts]
-        return self.client.encode(texts, show_progress_bar=False).tolist()  # type: ignore[no-any-return]
+        vectors: list[list[float]] = self.client.encode(texts, show_progress_bar=False).tolist()
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -123,13 +124,70 @@ class TutorialRAG:
         import numpy as np
 
         got = self.store._collection.get(include=["documents", "embeddings", "metadatas"])
-        return got["ids"], got["documents"], np.asarray(got["embeddings"]), got["metadatas"]
+        texts = [str(t) for t in got["documents"] or []]
+        return got["ids"], texts, np.asarray(got["embeddings"]), [dict(m) for m in got["metadatas"] or []]
 
     def count(self) -> int:
         return int(self.store._collection.count())
 
     def retrieve(self, question: str, k: int = K) -> list[Document]:
         return self.store.similarity_search(question, k=k)
+
+
+class Tutorial:
+    """The tutorial as the benchmark drives it (`evals.bench.Side`): one store per data folder."""
+
+    def __init__(self) -> None:
+        self.embeddings: TutorialEmbeddings | None = None
+        self.rag: TutorialRAG | None = None
+
+    @property
+    def embedded(self) -> int:
+        return self.embeddings.embedded if self.embeddings else 0
+
+    def load_model(self) -> None:
+        self.embeddings = self.embeddings or TutorialEmbeddings(bundled_model_path())
+
+    def _open(self, data_dir: Path) -> TutorialRAG:
+        assert self.embeddings is not None, "load_model() first"
+        if self.rag is None or self.rag.persist_dir != data_dir:
+            self.rag = TutorialRAG(data_dir, self.embeddings)
+        return self.rag
+
+    def ingest(self, data_dir: Path, folder: Path) -> int:
+        rag = self._open(data_dir)
+        rag.reset()  # the tutorial keeps no record of what it indexed (see `TutorialRAG.reset`)
+        rag.ingest([folder])
+        return rag.count()
+
+    def fill(self, data_dir: Path, real_dir: Path, filler: Any) -> dict[str, float]:
+        import time
+
+        ids, texts, vectors, metadatas = self._open(real_dir).records()
+        fill_texts, fill_vectors = filler(len(ids))
+        rag = self._open(data_dir)
+        started = time.perf_counter()
+        rag.add_vectors(ids, texts, vectors, metadatas)
+        fill_ids = [f"syn{i:06d}" for i in range(len(fill_texts))]
+        rag.add_vectors(fill_ids, fill_texts, fill_vectors, [{"source": f"synthetic/{i}"} for i in fill_ids])
+        return {"vectors_s": round(time.perf_counter() - started, 3)}
+
+    def open(self, data_dir: Path) -> int:
+        return self._open(data_dir).count()
+
+    def embed_query(self, text: str) -> list[float]:
+        assert self.embeddings is not None
+        return self.embeddings.embed_query(text)
+
+    def retrieve(self, question: str) -> list[str]:
+        assert self.rag is not None
+        return [d.page_content for d in self.rag.retrieve(question)]
+
+    def answer(self, case: Any) -> None:
+        return None  # the tutorial's answer step needs an LLM
+
+    def quality(self, cases: Sequence[Any], answers: Sequence[Any]) -> dict[str, Any]:
+        return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -445,6 +445,9 @@ def bench(
         Path | None,
         typer.Option("--workdir", help="Where the stores are built (default: a temporary folder)."),
     ] = None,
+    cold: Annotated[
+        int | None, typer.Option("--cold", min=0, help="Cold starts timed per system (default 3; --quick 1).")
+    ] = None,
 ) -> None:
     """Benchmark ingest, retrieval, answers, cold start and quality beside the LangChain tutorial pipeline."""
     import shutil
@@ -466,9 +469,9 @@ def bench(
         corpus=str(settings.corpus_dir.resolve()),
         workdir=str(work.resolve()),
         sizes=chosen if sizes else [10_000] if quick else [10_000, 100_000],
-        paragraphs=paragraphs or (1500 if quick else 5000),
+        paragraphs=paragraphs or (1000 if quick else 5000),
         queries=queries,
-        cold_repeats=1 if quick else 3,
+        cold_repeats=cold if cold is not None else 1 if quick else 3,
     )
     command = "rag bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag bench"
     try:

@@ -39,14 +39,32 @@ class Retriever(ABC):
 
 
 class DenseRetriever(Retriever):
-    def __init__(self, embedder: Embedder, store: VectorStore) -> None:
+    """Nearest chunks in the vector store. With a lexical index (which holds every chunk's text and
+    metadata) the store is asked for ids and distances only; chunks the index does not know yet (ingested
+    by another process since it was loaded) are read from the store."""
+
+    def __init__(self, embedder: Embedder, store: VectorStore, lexical: LexicalIndex | None = None) -> None:
         self.embedder = embedder
         self.store = store
+        self.lexical = lexical
 
     def retrieve(self, query: str, k: int, filters: Filters | None = None) -> list[Passage]:
         vector = self.embedder.encode([query])[0]
-        hits = self.store.query(vector, k, chroma_where(filters))
-        return [Passage(h.id, h.text, h.metadata, h.score) for h in hits]
+        if self.lexical is None:
+            hits = self.store.query(vector, k, chroma_where(filters))
+            return [Passage(h.id, h.text, h.metadata, h.score) for h in hits]
+        nearest = self.store.nearest(vector, k, chroma_where(filters))
+        records, position = self.lexical.records, self.lexical.position
+        missing = [i for i, _ in nearest if i not in position]
+        fetched = {h.id: h for h in self.store.get(missing)} if missing else {}
+        passages = []
+        for cid, score in nearest:
+            if cid in position:
+                record = records[position[cid]]
+                passages.append(Passage(cid, record.text, record.metadata, score))
+            elif cid in fetched:
+                passages.append(Passage(cid, fetched[cid].text, fetched[cid].metadata, score))
+        return passages
 
 
 class LexicalRetriever(Retriever):
@@ -122,12 +140,12 @@ def make_retriever(
     rrf_k: int = 60,
 ) -> Retriever:
     if name == "dense":
-        return DenseRetriever(embedder, store)
+        return DenseRetriever(embedder, store, lexical)
     if name == "bm25":
         return LexicalRetriever(lexical)
     if name == "hybrid":
         return HybridRetriever(
-            [DenseRetriever(embedder, store), LexicalRetriever(lexical)], candidates, rrf_k
+            [DenseRetriever(embedder, store, lexical), LexicalRetriever(lexical)], candidates, rrf_k
         )
     raise UnknownBackend(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
 
