@@ -47,6 +47,7 @@ class BenchConfig:
     paragraphs: int = 5000  # generated paragraphs in the larger ingest corpus
     queries: int = 0  # dev cases used (0 = all)
     cold_repeats: int = 3
+    load_requests: int = 500  # questions sent to `rag serve` at concurrency 20 (0 = skip)
     seed: int = SEED
 
 
@@ -529,10 +530,67 @@ def run(
     result["cold_ask"] = {"question": COLD_QUESTION}
     if ours:
         result["cold_ask"] |= {"ours": _summary(ours), "peer": _summary(peer)}
+    if cfg.load_requests:
+        progress("HTTP load…")
+        questions = [c.question for c in cases(cfg) if not c.history]
+        total = min(cfg.load_requests, 25 * len(questions))  # a run on a few dev questions stays short
+        result["http_load"] = http_load(work / "ours-default", questions, total)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["targets"] = targets(result)
     return result
+
+
+def http_load(data_dir: Path, questions: Sequence[str], total: int, concurrency: int = 20) -> Result:
+    """`rag serve`'s app under uvicorn on loopback, `total` questions at `concurrency` (the dev questions
+    in turn, each asked once first to warm the caches): latency percentiles, throughput, errors."""
+    import socket
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import uvicorn
+
+    from rag.api import create_app
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=data_dir, server={"rate_limit_per_minute": 0})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+            for question in questions:
+                client.post("/v1/ask", json={"question": question})
+
+            def one(i: int) -> tuple[int, float]:
+                begun = time.perf_counter()
+                status = client.post("/v1/ask", json={"question": questions[i % len(questions)]}).status_code
+                return status, (time.perf_counter() - begun) * 1000
+
+            rss_before = peak_rss_mb()
+            begun = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                results = list(pool.map(one, range(total)))
+            elapsed = time.perf_counter() - begun
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return {
+        "requests": total,
+        "concurrency": concurrency,
+        "errors": sum(status != 200 for status, _ in results),
+        "throughput_rps": round(total / elapsed, 2),
+        "peak_rss_growth_mb": round(peak_rss_mb() - rss_before, 1),
+        **percentiles([ms for _, ms in results]),
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -707,6 +765,15 @@ def render_markdown(r: Result) -> str:
                   f"{len(cold['ours']['runs'])}): ours is `rag ask`, to its printed answer; the tutorial's "
                   "prints its four passages.", ""]  # fmt: skip
         lines += table(COLD, _get(cold, "ours"), _get(cold, "peer"))
+    load = _get(r, "http_load")
+    if load:
+        lines += ["", "## HTTP load", "", f"`rag serve` (uvicorn, loopback) answering {load['requests']} dev-set "
+                  f"questions at concurrency {load['concurrency']}, after one warm-up pass; the extractive "
+                  "generator; the tutorial has no server to compare with.", "",
+                  "| errors | throughput (answers/s) | latency p50 (ms) | latency p95 (ms) | peak RSS growth (MB) |",
+                  "|---:|---:|---:|---:|---:|",
+                  f"| {load['errors']} | {load['throughput_rps']} | {load['p50_ms']} | {load['p95_ms']} | "
+                  f"{load['peak_rss_growth_mb']} |"]  # fmt: skip
     lines += ["", "## Method", "", *(f"- {line}" for line in r.get("method", METHOD)), ""]
     return "\n".join(lines)
 

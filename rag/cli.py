@@ -472,6 +472,7 @@ def bench(
         paragraphs=paragraphs or (1000 if quick else 5000),
         queries=queries,
         cold_repeats=cold if cold is not None else 1 if quick else 3,
+        load_requests=100 if quick else 500,
     )
     command = "rag bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag bench"
     try:
