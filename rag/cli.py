@@ -469,7 +469,7 @@ def bench(
         corpus=str(settings.corpus_dir.resolve()),
         workdir=str(work.resolve()),
         sizes=chosen if sizes else [10_000] if quick else [10_000, 100_000],
-        paragraphs=paragraphs or (1000 if quick else 5000),
+        paragraphs=paragraphs or (500 if quick else 5000),
         queries=queries,
         cold_repeats=cold if cold is not None else 1 if quick else 3,
         load_requests=100 if quick else 500,
