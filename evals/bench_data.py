@@ -67,10 +67,10 @@ def _sentences(vocab: Vocabulary, rng: np.random.Generator, count: int) -> list[
     return out
 
 
-def paragraphs(vocab: Vocabulary, count: int, seed: int) -> list[str]:
-    """`count` paragraphs of 2 to 5 generated sentences each."""
+def _texts(vocab: Vocabulary, count: int, seed: int, fewest: int, most: int) -> list[str]:
+    """`count` texts of `fewest` to `most` generated sentences each."""
     rng = _rng(seed)
-    sizes = rng.integers(2, 6, size=count)
+    sizes = rng.integers(fewest, most + 1, size=count)
     sentences = _sentences(vocab, rng, int(sizes.sum()))
     out = []
     at = 0
@@ -78,6 +78,11 @@ def paragraphs(vocab: Vocabulary, count: int, seed: int) -> list[str]:
         out.append(" ".join(sentences[at : at + size]))
         at += size
     return out
+
+
+def paragraphs(vocab: Vocabulary, count: int, seed: int) -> list[str]:
+    """`count` paragraphs of 2 to 5 generated sentences each."""
+    return _texts(vocab, count, seed, 2, 5)
 
 
 def _comment(author: str, depth: int, up: int, down: int, op: bool, body: Sequence[str]) -> str:
@@ -124,15 +129,7 @@ def write_corpus(folder: Path, vocab: Vocabulary, count: int, seed: int) -> list
 
 def synthetic_texts(vocab: Vocabulary, count: int, seed: int) -> list[str]:
     """`count` chunk-sized texts (5 to 8 generated sentences, about 600-900 characters)."""
-    rng = _rng(seed)
-    sizes = rng.integers(5, 9, size=count)
-    sentences = _sentences(vocab, rng, int(sizes.sum()))
-    out = []
-    at = 0
-    for size in sizes:
-        out.append(" ".join(sentences[at : at + size]))
-        at += size
-    return out
+    return _texts(vocab, count, seed, 5, 8)
 
 
 def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
