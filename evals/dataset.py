@@ -1,11 +1,13 @@
 """Evaluation datasets: JSONL, one case a line.
 
     {"id": str, "question": str, "history": [{"role", "content"}] (optional), "answerable": bool,
-     "facts": [[alternative, ...], ...], "evidence": [verbatim quote from the corpus, ...]}
+     "facts": [[alternative, ...], ...], "evidence": [verbatim quote from the corpus, ...],
+     "tags": [str, ...] (optional)}
 
 `facts` is a list of groups: an answer covers a group when it contains any of the group's alternatives
-(case-insensitive, quotes and whitespace normalized). `evidence` are exact quotes of the corpus that
-support the answer.
+as whole words (case-insensitive, quotes, whitespace and number formats normalized; see
+`evals.metrics.fact_matches`). `evidence` are exact quotes of the corpus that support the answer. `tags`
+label a case (e.g. "number", "follow-up") for reports; they do not change how it is scored.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from rag.types import Turn
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "\u00a0": " "})
-_KEYS = {"id", "question", "history", "answerable", "facts", "evidence"}
+_KEYS = {"id", "question", "history", "answerable", "facts", "evidence", "tags"}
 _REQUIRED = {"id", "question", "answerable", "facts", "evidence"}
 
 
@@ -41,6 +43,7 @@ class EvalCase:
     facts: list[list[str]]
     evidence: list[str]
     history: list[Turn] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 def _is_str_list(value: Any) -> bool:
@@ -84,7 +87,12 @@ def parse_case(data: Any) -> EvalCase:
         ):
             raise ValueError(f"history turn {i} must be {{'role': 'user'|'assistant', 'content': str}}")
         turns.append(Turn(turn["role"], turn["content"]))
-    return EvalCase(data["id"], data["question"], data["answerable"], facts, data["evidence"], turns)
+    tags = data.get("tags", [])
+    if not _is_str_list(tags):
+        raise ValueError("'tags' must be a list of non-empty strings")
+    return EvalCase(
+        data["id"], data["question"], data["answerable"], facts, data["evidence"], turns, list(tags)
+    )
 
 
 def load_dataset(path: Path) -> list[EvalCase]:

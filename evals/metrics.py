@@ -2,16 +2,22 @@
 the answer's sentences and their cited passages), averaged over the cases it applies to.
 
 - **fact recall** (answerable cases): share of fact groups the answer covers; a group is covered when the
-  answer contains any of its alternatives (normalized). A refused answer covers nothing.
+  answer contains any of its alternatives as whole words (`fact_matches`: case, quotes and whitespace
+  normalized, citation markers `[n]` removed from the answer, `1,000` written as `1000`; `26` is not found
+  in `260`, `26.5` or `1,260`, nor `two` in `network`). A refused answer covers nothing.
 - **evidence recall@k** (answerable cases with evidence): share of evidence quotes found inside the top-k
   retrieved passages.
 - **MRR** (same cases): 1 / rank of the first retrieved passage holding any evidence quote (0 if none).
+- **citation precision (gold)** (answered answerable cases with evidence): share of the answer's
+  citations whose quote matches one of the case's evidence quotes (`quote_matches_gold`: normalized, one
+  contains the other, or they share at least half of the shorter one's content words); over all their
+  citations together. The headline citation metric: it needs no judge.
 - **citation recall** (ALCE, Gao et al. 2023; answered cases): per answer sentence, 1 when the
   concatenation of its cited passages supports it, else 0 (a sentence without citations scores 0);
   averaged over sentences, then over cases.
-- **citation precision** (ALCE; answered cases): a citation of a sentence is *irrelevant* when it alone
-  does not support the sentence and the sentence's other citations still do; citations of unsupported
-  sentences get no credit; precise citations / all citations.
+- **citation precision (judge)** (ALCE; answered cases): a citation of a sentence is *irrelevant* when it
+  alone does not support the sentence and the sentence's other citations still do; citations of
+  unsupported sentences get no credit; precise citations / all citations.
 - **refusal rate** (unanswerable cases): share refused. **false refusal rate** (answerable cases): share
   refused.
 - **latency p50/p95**: milliseconds per answer (nearest-rank percentiles).
@@ -23,11 +29,13 @@ threshold than answer-time verification uses; an NLI judge can replace it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evals.dataset import EvalCase, normalize
+from rag.lexical import tokenize
 from rag.types import Passage
 
 Support = Callable[[str, Sequence[Passage]], bool]  # (sentence, cited passages) -> supported together?
@@ -39,13 +47,89 @@ class Sentence:
     cited: list[Passage]
 
 
+_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # a citation marker ([1], [1, 2]) and the space before it
+_THOUSANDS = re.compile(r"(?<!\d)\d{1,3}(?:,\d{3})+(?!\d)")  # 1,000 and 12,345,678, not 2019,2020
+_WORD = re.compile(r"\w")
+_NUMBER_BEFORE = re.compile(r"\d[.,]$")  # "0." before "26": the 26 is part of 0.26
+_NUMBER_AFTER = re.compile(r"[.,]\d")  # ".5" after "26": the 26 is part of 26.5
+
+
+def strip_markers(text: str) -> str:
+    """The text without its citation markers: "worth £3m [1]." -> "worth £3m."; a marker between two
+    words leaves a space, so that removing it never joins them ("2[1]6" -> "2 6")."""
+    return _MARKER.sub(lambda m: " " if _is_word(text[m.end() : m.end() + 1]) else "", text)
+
+
+def normalize_numbers(text: str) -> str:
+    """Thousands separators dropped: "£1,260,000" -> "£1260000"."""
+    return _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
+
+
+def _matchable(text: str) -> str:
+    return normalize_numbers(normalize(text))
+
+
+def _is_word(char: str) -> bool:
+    return bool(_WORD.match(char))
+
+
+def _bounded(text: str, start: int, end: int, alt: str) -> bool:
+    """Does the occurrence text[start:end] of `alt` stand on its own (not inside a word or a number)?"""
+    before, after = text[:start], text[end:]
+    if _is_word(alt[0]) and before and _is_word(before[-1]):
+        return False
+    if _is_word(alt[-1]) and after and _is_word(after[0]):
+        return False
+    if alt[0].isdigit() and _NUMBER_BEFORE.search(before):
+        return False
+    return not (alt[-1].isdigit() and _NUMBER_AFTER.match(after))
+
+
+def fact_matches(alternative: str, answer: str) -> bool:
+    """Whether the answer states `alternative`: whole words, after normalization (see the module doc)."""
+    alt = _matchable(alternative)
+    if not alt:
+        return False
+    text = _matchable(strip_markers(answer))
+    start = text.find(alt)
+    while start >= 0:
+        if _bounded(text, start, start + len(alt), alt):
+            return True
+        start = text.find(alt, start + 1)
+    return False
+
+
 def fact_recall(case: EvalCase, answer: str, refused: bool) -> float:
     if not case.facts:
         return 1.0
     if refused:
         return 0.0
-    text = normalize(answer)
-    return sum(any(normalize(alt) in text for alt in group) for group in case.facts) / len(case.facts)
+    covered = sum(any(fact_matches(alt, answer) for alt in group) for group in case.facts)
+    return covered / len(case.facts)
+
+
+GOLD_OVERLAP = 0.5  # share of the shorter quote's content words the two quotes must share
+
+
+def quote_matches_gold(quote: str, gold: str) -> bool:
+    """Whether a citation's quote is a gold evidence quote: normalized, one contains the other, or they
+    share at least `GOLD_OVERLAP` of the shorter one's content words (`rag.lexical.tokenize`)."""
+    cited, expected = normalize(quote), normalize(gold)
+    if not cited or not expected:
+        return False
+    if cited in expected or expected in cited:
+        return True
+    cited_words, expected_words = set(tokenize(cited)), set(tokenize(expected))
+    shorter = cited_words if len(cited) <= len(expected) else expected_words
+    if not shorter:
+        return False
+    return len(cited_words & expected_words) >= GOLD_OVERLAP * len(shorter)
+
+
+def gold_citations(case: EvalCase, quotes: Sequence[str]) -> tuple[int, int]:
+    """(citations whose quote matches a gold evidence quote of the case, citations) of one answer."""
+    matched = sum(any(quote_matches_gold(q, gold) for gold in case.evidence) for q in quotes)
+    return matched, len(quotes)
 
 
 def _holds(passage: str, quote: str) -> bool:
@@ -113,6 +197,8 @@ class CaseScore:
     citations: int
     latency_ms: float
     error: str = ""
+    gold_matched: int = 0  # answered answerable cases with evidence: citations matching a gold quote
+    gold_citations: int = 0  # ... and all their citations
 
     @property
     def passed(self) -> bool:
@@ -130,6 +216,7 @@ def summarize(scores: Sequence[CaseScore]) -> dict[str, Any]:
     unanswerable = [s for s in ok if not s.answerable]
     answered = [s for s in ok if not s.refused and s.citation_recall is not None]
     citations = sum(s.citations for s in answered)
+    gold = sum(s.gold_citations for s in ok)
     latencies = [s.latency_ms for s in ok]
     return {
         "cases": len(scores),
@@ -137,6 +224,7 @@ def summarize(scores: Sequence[CaseScore]) -> dict[str, Any]:
         "fact_recall": mean([s.fact_recall for s in answerable if s.fact_recall is not None]),
         "evidence_recall": mean([s.evidence_recall for s in answerable if s.evidence_recall is not None]),
         "mrr": mean([s.reciprocal_rank for s in answerable if s.reciprocal_rank is not None]),
+        "citation_precision_gold": sum(s.gold_matched for s in ok) / gold if gold else 0.0,
         "citation_recall": mean([s.citation_recall for s in answered if s.citation_recall is not None]),
         "citation_precision": sum(s.precise_citations for s in answered) / citations if citations else 0.0,
         "refusal_rate": mean([float(s.refused) for s in unanswerable]),
@@ -145,3 +233,18 @@ def summarize(scores: Sequence[CaseScore]) -> dict[str, Any]:
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
     }
+
+
+# The metrics `summarize` reports that a threshold may name (evals/thresholds.toml).
+METRIC_NAMES = (
+    "fact_recall",
+    "evidence_recall",
+    "mrr",
+    "citation_precision_gold",
+    "citation_recall",
+    "citation_precision",
+    "refusal_rate",
+    "false_refusal_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)

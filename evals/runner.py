@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from evals.dataset import EvalCase
 from evals.metrics import (
@@ -14,6 +17,7 @@ from evals.metrics import (
     citation_scores,
     evidence_recall,
     fact_recall,
+    gold_citations,
     reciprocal_rank,
     summarize,
 )
@@ -22,6 +26,10 @@ from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import Answer, Passage
 from rag.verify import LexicalEmbeddingJudge, split_claims
+
+if TYPE_CHECKING:
+    from evals.suites import Suite
+    from ingest.indexer import IngestReport
 
 # Named configurations: overrides of the settings' sections.
 CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -88,6 +96,11 @@ def score_case(
         if not (text.endswith(":") and not markers)  # a heading, not a claim
     ]
     recall, precise, total = citation_scores(sentences, supports) if not answer.refused else (0.0, 0.0, 0)
+    gold_matched, gold_total = (
+        gold_citations(case, [c.quote for c in answer.citations])
+        if case.answerable and case.evidence and not answer.refused
+        else (0, 0)
+    )
     return CaseScore(
         id=case.id,
         answerable=case.answerable,
@@ -99,6 +112,8 @@ def score_case(
         precise_citations=precise,
         citations=total,
         latency_ms=answer.latency_ms,
+        gold_matched=gold_matched,
+        gold_citations=gold_total,
     )
 
 
@@ -144,3 +159,48 @@ def run(
                 progress(name, i, len(cases))
         results.append(result)
     return results
+
+
+@dataclass
+class SuiteRun:
+    """One suite of `evals/suites.toml` run under one or more configurations."""
+
+    suite: Suite
+    cases: list[EvalCase]
+    results: list[RunResult] = field(default_factory=list)
+
+
+@dataclass
+class TemporaryIndex:
+    """A corpus ingested into a data dir of its own: settings pointing at it, and the ingest's report."""
+
+    settings: Settings
+    store: VectorStore
+    report: IngestReport
+
+    def texts(self) -> list[str]:
+        """The text of every document of the index, as loaded (`ingest.loaders.load_document`)."""
+        return corpus_texts(self.settings)
+
+
+def corpus_texts(settings: Settings) -> list[str]:
+    """The text of every document in the catalog of `settings`' index (the loaders' output)."""
+    from ingest.catalog import Catalog
+
+    catalog = Catalog(settings.catalog_path)
+    return [d.text for d in (catalog.get(r.path) for r in catalog.documents()) if d]
+
+
+@contextlib.contextmanager
+def temporary_index(
+    corpus: Path, settings: Settings, *, embedder: Embedder | None = None
+) -> Iterator[TemporaryIndex]:
+    """Ingest `corpus` into a temporary data dir (an embedded store, whatever `settings` say) and delete it
+    afterwards. Raises what `ingest.indexer.ingest` raises."""
+    from ingest.indexer import ingest
+
+    with tempfile.TemporaryDirectory(prefix="rag-eval-", ignore_cleanup_errors=True) as tmp:
+        local = settings.model_copy(update={"data_dir": Path(tmp) / "data", "chroma_url": None})
+        store = VectorStore(local)
+        report = ingest([corpus], local, embedder=embedder, store=store)
+        yield TemporaryIndex(local, store, report)

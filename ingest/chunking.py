@@ -1,5 +1,10 @@
 """Structure-aware chunking.
 
+Pages (Markdown, HTML, and headed plain text or PDF): each section (the blocks under one heading) is
+chunked on its own, and its heading path is the chunk's `section` metadata ("Leave › Annual leave"): the
+headings are context for retrieval and for citations, never part of a chunk's text, so never quoted.
+List items, table rows and paragraphs are packing units like paragraphs.
+
 Prose: paragraphs are packed into chunks of up to `chunk_size` characters; a paragraph longer than that is
 split on sentences. Consecutive chunks of a document share a sentence-aligned overlap of up to
 `chunk_overlap` characters. Forum threads: every comment is its own chunk (split on sentences when long),
@@ -16,7 +21,9 @@ import hashlib
 from dataclasses import dataclass
 
 from ingest.loaders import Document
-from ingest.sentences import Span, paragraph_spans, sentence_spans
+from ingest.structure import section_paths
+from ingest.threads import comment_line
+from rag.text import Span, paragraph_spans, sentence_spans
 
 Metadata = dict[str, str | int | float | bool]
 
@@ -89,6 +96,26 @@ def _chunk_id(doc: Document, kind: str, author: str, text: str, seen: dict[str, 
     return hashlib.sha256(f"{key}\x1f{occurrence}".encode()).hexdigest()[:32]
 
 
+def sections(doc: Document) -> list[tuple[Span, tuple[str, ...]]]:
+    """The spans of a document's runs of non-heading blocks, each with the headings above it; the whole
+    body when the document has no block structure."""
+    if not doc.blocks:
+        return [((doc.body_start, len(doc.text)), ())]
+    runs: list[tuple[Span, tuple[str, ...]]] = []
+    for block, path in zip(doc.blocks, section_paths(doc.text, doc.blocks, doc.title), strict=True):
+        if block.kind == "heading":
+            continue
+        if runs and runs[-1][1] == path and not _heading_between(doc, runs[-1][0][1], block.start):
+            runs[-1] = ((runs[-1][0][0], block.end), path)
+        else:
+            runs.append(((block.start, block.end), path))
+    return runs
+
+
+def _heading_between(doc: Document, start: int, end: int) -> bool:
+    return any(b.kind == "heading" and start <= b.start < end for b in doc.blocks)
+
+
 def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
     """Cut a document into chunks with metadata (see the module docstring)."""
     base: Metadata = {
@@ -100,14 +127,20 @@ def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
     }
     pieces: list[tuple[Span, Metadata]] = []
     if doc.thread is None:
-        kind = "article"
         author = doc.meta.get("author", "")
-        for span in pack(doc.text, doc.body_start, len(doc.text), size, overlap):
-            pieces.append((span, {"kind": kind, "author": author}))
+        for (start, end), path in sections(doc):
+            context = " › ".join([doc.title, *path])
+            for span in pack(doc.text, start, end, size, overlap):
+                pieces.append(
+                    (
+                        span,
+                        {"kind": doc.kind, "author": author, "section": " › ".join(path), "context": context},
+                    )
+                )
     else:
         if doc.thread.preamble:
             for span in pack(doc.text, *doc.thread.preamble, size, overlap):
-                pieces.append((span, {"kind": "post", "author": ""}))
+                pieces.append((span, {"kind": "post", "author": "", "context": doc.title}))
         comments = doc.thread.comments
         for c in comments:
             parent = comments[c.parent] if c.parent is not None else None
@@ -125,6 +158,7 @@ def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
                 "parent": parent.index if parent else -1,
                 "parent_author": parent.author if parent else "",
             }
+            meta["context"] = comment_line(meta)
             for span in pack(doc.text, c.start, c.end, size, overlap):
                 pieces.append((span, meta))
     chunks: list[Chunk] = []

@@ -26,7 +26,7 @@ from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
 from rag.embeddings import Embedder
-from rag.lexical import read_stamp, rebuild, stamp
+from rag.lexical import index_text, read_stamp, rebuild, stamp
 from rag.settings import Settings
 from rag.store import VectorStore
 
@@ -182,7 +182,7 @@ def ingest(
 
         for start in range(0, len(to_add), _UPSERT_BATCH):
             batch = to_add[start : start + _UPSERT_BATCH]
-            vectors = embedder.encode([c.text for c in batch])
+            vectors = embedder.encode([index_text(c.text, c.metadata) for c in batch])
             store.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
             if progress:
                 progress(start + len(batch), len(to_add))

@@ -10,7 +10,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ingest.structure import Block, Rendered, render_html, render_markdown, render_text
 from ingest.threads import Thread, ThreadParseError, looks_like_thread, parse_thread
 
 
@@ -24,7 +26,9 @@ class UnsupportedType(LoaderError):
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded document: `text` is the text that chunk spans index into."""
+    """A loaded document: `text` is the plain text that chunk spans index into (markup rendered away);
+    `blocks` its structure (headings, paragraphs, list items, table rows, code); `offsets[i]` the offset in
+    the file of text[i], for formats read character by character (Markdown, plain text)."""
 
     path: Path  # absolute, resolved
     source: str  # the path as shown to users
@@ -34,10 +38,22 @@ class Document:
     body_start: int = 0  # where the body begins (after front matter)
     meta: dict[str, str] = field(default_factory=dict)  # front matter: publisher, topic, ...
     thread: Thread | None = None
+    blocks: list[Block] = field(default_factory=list)
+    offsets: list[int] | None = None
+
+    @property
+    def kind(self) -> str:
+        """page (Markdown, HTML), thread, or document (plain text, PDF)."""
+        return {"markdown": "page", "html": "page", "thread": "thread"}.get(self.loader, "document")
+
+    def source_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The span of the file that text[start:end] was rendered from (None when unknown)."""
+        if self.offsets is None or not 0 <= start < end <= len(self.offsets):
+            return None
+        return self.offsets[start], self.offsets[end - 1] + 1
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
-_HEADING = re.compile(r"^#{1,3}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _SNIFF_BYTES = 8192
 
 
@@ -73,21 +89,40 @@ def _front_matter(text: str) -> tuple[dict[str, str], int]:
     return {str(k): str(v) for k, v in data.items() if v is not None}, match.end()
 
 
+def _first_heading(rendered: Rendered) -> str:
+    text = rendered.string
+    heading = next((b for b in rendered.blocks if b.kind == "heading" and b.level == 1), None)
+    return text[heading.start : heading.end] if heading else ""
+
+
+def _document(
+    path: Path, source: str, rendered: Rendered, title: str, loader: str, *, mapped: bool = True, **extra: Any
+) -> Document:
+    """A Document of rendered text; `mapped` when the rendered offsets point into the file itself."""
+    text = rendered.string
+    if not text.strip():
+        raise LoaderError("no text in document")
+    offsets = [*rendered.offsets, rendered.offsets[-1] + 1] if mapped else None
+    return Document(
+        path, source, text + "\n", title, loader, blocks=rendered.blocks, offsets=offsets, **extra
+    )
+
+
 def load_markdown(path: Path, source: str, data: bytes) -> Document:
-    text = _decode(data)
-    meta, body_start = _front_matter(text)
-    if not text[body_start:].strip():
+    raw = _decode(data)
+    meta, body_start = _front_matter(raw)
+    if not raw[body_start:].strip():
         raise LoaderError("empty document (front matter only)")
-    heading = _HEADING.search(text, body_start)
-    title = meta.pop("title", "") or (heading.group(1) if heading else "") or _title_from_path(path)
-    return Document(path, source, text, title, "markdown", body_start, meta)
+    rendered = render_markdown(raw, body_start)
+    title = meta.pop("title", "") or _first_heading(rendered) or _title_from_path(path)
+    return _document(path, source, rendered, title, "markdown", meta=meta)
 
 
 def load_text(path: Path, source: str, data: bytes) -> Document:
     text = _decode(data)
     if looks_like_thread(text):
         return _thread_document(path, source, text)
-    return Document(path, source, text, _title_from_path(path), "text")
+    return _document(path, source, render_text(text), _title_from_path(path), "text")
 
 
 def _thread_document(path: Path, source: str, text: str) -> Document:
@@ -103,65 +138,19 @@ def load_thread(path: Path, source: str, data: bytes) -> Document:
     return _thread_document(path, source, _decode(data))
 
 
-_BLOCK_TAGS = [
-    "p",
-    "div",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "main",
-    "aside",
-    "nav",
-    "li",
-    "ul",
-    "ol",
-    "table",
-    "tr",
-    "td",
-    "th",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "blockquote",
-    "pre",
-    "br",
-    "hr",
-    "dl",
-    "dt",
-    "dd",
-    "figure",
-    "figcaption",
-]
-
-
 def load_html(path: Path, source: str, data: bytes) -> Document:
     from bs4 import BeautifulSoup
 
-    html = _decode(data)
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "iframe", "object", "embed", "svg"]):
-        tag.decompose()
+    soup = BeautifulSoup(_decode(data), "html.parser")
     title = ""
     for title_tag in soup.find_all("title"):
         title = title or title_tag.get_text(" ", strip=True)
         title_tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    raw = soup.get_text()
-    paragraphs = [re.sub(r"[ \t\r\f\v]*\n[ \t\r\f\v]*", " ", p).strip() for p in re.split(r"\n\s*\n", raw)]
-    paragraphs = [re.sub(r"[ \t]{2,}", " ", p) for p in paragraphs if p]
-    text = "\n\n".join(paragraphs)
-    if not text.strip():
+    rendered = render_html(soup)
+    if not rendered.string.strip():
         raise LoaderError("no text in HTML document")
-    if not title:
-        heading = soup.find(["h1", "h2"])
-        title = heading.get_text(" ", strip=True) if heading else _title_from_path(path)
-    return Document(path, source, text + "\n", title, "html")
+    title = title or _first_heading(rendered) or _title_from_path(path)
+    return _document(path, source, rendered, title, "html", mapped=False)
 
 
 def load_pdf(path: Path, source: str, data: bytes) -> Document:
@@ -182,10 +171,45 @@ def load_pdf(path: Path, source: str, data: bytes) -> Document:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         raise LoaderError(f"broken PDF ({type(exc).__name__})") from None
-    text = "\n\n".join(p for p in pages if p)
+    text = "\n\n".join(pdf_paragraphs(p) for p in pages if p)
     if not text.strip():
         raise LoaderError("PDF has no extractable text (scanned images?)")
-    return Document(path, source, text + "\n", str(info_title).strip() or _title_from_path(path), "pdf")
+    rendered = render_text(text)
+    title = str(info_title).strip() or _first_heading(rendered) or _title_from_path(path)
+    return _document(path, source, rendered, title, "pdf", mapped=False)
+
+
+def pdf_paragraphs(page: str) -> str:
+    """A PDF page's lines regrouped into paragraphs (blank-line separated): a line that ends a sentence
+    well short of the page's usual line width ends its paragraph, and so does a line before a heading or
+    a list item; words hyphenated across lines are joined."""
+    from ingest.structure import looks_like_heading
+
+    lines = [line.rstrip() for line in page.splitlines()]
+    lengths = sorted(len(line) for line in lines if line.strip())
+    width = lengths[int(len(lengths) * 0.9)] if lengths else 0
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            out.append("\n\n")
+            continue
+        following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if out and out[-1] not in ("\n\n", "") and re.match(r"^(?:[•●▪◦‣∙·-]|\d{1,3}[.)])\s", stripped):
+            out.append("\n\n")
+        out.append(stripped)
+        short = len(stripped) < 0.8 * width
+        ends = bool(re.search(r"[.!?:]['\"”’)]*$", stripped))
+        heading = looks_like_heading(stripped) and (i == 0 or not lines[i - 1].strip() or short)
+        if heading or (short and ends) or (following and looks_like_heading(following) and short):
+            out.append("\n\n")
+        elif re.search(r"[A-Za-z]-$", stripped) and following[:1].islower():
+            out[-1] = stripped[:-1]
+            out.append("")
+        else:
+            out.append("\n")
+    text = "".join(out)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 Loader = Callable[[Path, str, bytes], Document]

@@ -53,7 +53,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Comment", "Thread", "ThreadParseError", "looks_like_thread", "parse_thread"]
+__all__ = ["Comment", "Thread", "ThreadParseError", "comment_line", "looks_like_thread", "parse_thread"]
 
 # `• name@instance` with an optional `OP` glued to the end. The instance is matched lazily so
 # that `feddit.deOP` splits into `feddit.de` + `OP` (Lemmy shows instance names in lowercase).
@@ -370,3 +370,16 @@ def parse_thread(text: str) -> Thread:
     pre_start, pre_end = _strip_span(text, pre_from, max(first, pre_from))
     preamble = (pre_start, pre_end) if pre_end > pre_start else None
     return Thread(comments=comments, preamble=preamble)
+
+
+def comment_line(meta: dict[str, str | int | float | bool]) -> str:
+    """A comment's metadata as one line, stored as its chunks' context (retrieval reads it, the
+    verifier accepts claims that restate it): "cyd@lemmy.world, comment replying to 0x815@feddit.de,
+    3 upvotes, 12 downvotes, edited"."""
+    words = [f"{meta['author']} (original poster, OP)" if meta.get("is_op") else str(meta["author"])]
+    parent = meta.get("parent_author")
+    words.append(f"comment replying to {parent}" if parent else "top-level comment")
+    words.append(f"{meta.get('upvotes', 0)} upvotes, {meta.get('downvotes', 0)} downvotes")
+    if meta.get("edited"):
+        words.append("edited")
+    return ", ".join(words)

@@ -7,8 +7,10 @@ endpoint is unusable (the message says what to do).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -17,6 +19,10 @@ import typer
 from rag.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from evals.dataset import EvalCase
+    from evals.runner import RunResult
+    from rag.embeddings import Embedder
+    from rag.store import VectorStore
     from rag.types import Answer
 
 app = typer.Typer(
@@ -303,10 +309,30 @@ def _stream_to_terminal(pipeline: object, question: str, turns: list[object]) ->
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
-    dataset: Annotated[Path, typer.Argument(help="JSONL dataset (see evals/dataset.py for the format).")],
+    dataset: Annotated[
+        Path | None, typer.Argument(help="JSONL dataset (see evals/dataset.py for the format).")
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus",
+            help="Ingest this folder into a temporary index, evaluate there, delete it "
+            "(default: the configured index).",
+        ),
+    ] = None,
+    all_suites: Annotated[
+        bool,
+        typer.Option("--all", help="Run every suite of the suites file, each in its own temporary index."),
+    ] = False,
+    suites_file: Annotated[
+        Path | None, typer.Option("--suites", help="The suites file of --all (default: evals/suites.toml).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write one JSON object per case here.")] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a Markdown report (and a PNG chart).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the metrics (one object per suite/config) here.")
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="Passages retrieved per question.")] = 5,
     config: Annotated[
@@ -314,58 +340,231 @@ def evaluate(
         typer.Option("--config", help="Configuration(s) to compare (repeatable); default: default."),
     ] = None,
 ) -> None:
-    """Run an evaluation dataset through the pipeline and report the metrics (exit 1 only on errors)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from evals.dataset import DatasetError, load_dataset, quotes_not_in_corpus
-    from evals.report import summary_rows, write_report
-    from evals.runner import CONFIGS, run
-    from ingest.catalog import Catalog
+    """Run an evaluation dataset (or every suite, --all) through the pipeline and report the metrics
+    (exit 1 only when cases fail to run)."""
+    from evals.runner import CONFIGS
 
     settings = settings_from(ctx)
     configs = config or ["default"]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         fail(f"unknown configuration {unknown[0]!r}; known: {', '.join(CONFIGS)}", EXIT_USAGE)
-    try:
-        cases = load_dataset(dataset)
-    except DatasetError as exc:
-        fail(str(exc), EXIT_USAGE)
-    catalog = Catalog(settings.catalog_path)
-    texts = [d.text for d in (catalog.get(r.path) for r in catalog.documents()) if d]
-    if not texts:
-        fail("the index is empty: run `rag ingest` first", EXIT_EMPTY)
-    for case_id, quote in quotes_not_in_corpus(cases, texts):
-        typer.echo(f"warning: {case_id}: evidence quote not in the corpus: {_snippet(quote, 80)}", err=True)
-    console = Console(stderr=True)
-    with console.status("evaluating…") as status:
-        results = run(
-            cases, settings, configs, k, progress=lambda name, i, n: status.update(f"{name}: case {i}/{n}")
-        )
-    header, rows = summary_rows(results)
-    table = Table(*header, title=f"{dataset} ({len(cases)} cases, k={k})")
-    for cells in rows:
-        table.add_row(*cells)
-    Console().print(table)
-    if out:
-        with open(out, "w", encoding="utf-8") as handle:
-            for result in results:
-                for row in result.rows:
-                    record: dict[str, object] = (
-                        {"config": result.config, **row} if len(results) > 1 else dict(row)
-                    )
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if report:
-        command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
-        image = write_report(results, cases, report, command)
-        typer.echo(f"report: {report} (chart: {image})", err=True)
-    errors = sum(r.summary["errors"] for r in results)
+    command = "rag eval " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "rag eval"
+    if all_suites:
+        if dataset is not None:
+            fail("give a DATASET or --all, not both", EXIT_USAGE)
+        if corpus is not None:
+            fail("--corpus goes with a DATASET; --all ingests each suite's own corpus", EXIT_USAGE)
+        errors = _eval_all(settings, suites_file, configs, k, out, report, json_out, command)
+    else:
+        if dataset is None:
+            fail("give a DATASET to evaluate, or --all to run every suite of evals/suites.toml", EXIT_USAGE)
+        if suites_file is not None:
+            fail("--suites goes with --all", EXIT_USAGE)
+        errors = _eval_dataset(settings, dataset, corpus, configs, k, out, report, json_out, command)
     if errors:
         typer.echo(
             f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True
         )
         raise typer.Exit(EXIT_FAILED)
+
+
+def _eval_dataset(
+    settings: Settings,
+    dataset: Path,
+    corpus: Path | None,
+    configs: list[str],
+    k: int,
+    out: Path | None,
+    report: Path | None,
+    json_out: Path | None,
+    command: str,
+) -> int:
+    """`rag eval DATASET [--corpus DIR]`; returns the number of cases that failed to run."""
+    from evals.dataset import DatasetError, load_dataset
+    from evals.report import summary_rows, write_report
+    from evals.runner import corpus_texts
+
+    try:
+        cases = load_dataset(dataset)
+    except DatasetError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if corpus is None:
+        with _eval_errors():
+            texts = corpus_texts(settings)
+            if not texts:
+                fail("the index is empty: run `rag ingest` first", EXIT_EMPTY)
+            _warn_missing_quotes(cases, texts, "")
+            results = _run_cases(cases, settings, configs, k, "")
+    else:
+        results = _run_on_corpus(corpus, cases, settings, configs, k, None, "")
+    header, rows = summary_rows(results)
+    where = f", corpus {corpus}" if corpus is not None else ""
+    _print_table(f"{dataset} ({len(cases)} cases{where}, k={k})", header, rows)
+    if out:
+        _write_rows(out, [({}, result) for result in results], several=len(results) > 1)
+    if json_out:
+        base = {"dataset": str(dataset), "corpus": str(corpus) if corpus is not None else None, "k": k}
+        _write_json(json_out, [{**base, "config": r.config, **r.summary} for r in results])
+    if report:
+        image = write_report(results, cases, report, command)
+        typer.echo(f"report: {report} (chart: {image})", err=True)
+    return sum(r.summary["errors"] for r in results)
+
+
+def _eval_all(
+    settings: Settings,
+    suites_file: Path | None,
+    configs: list[str],
+    k: int,
+    out: Path | None,
+    report: Path | None,
+    json_out: Path | None,
+    command: str,
+) -> int:
+    """`rag eval --all`: every suite in its own temporary index, one table; returns the failed cases."""
+    from evals.dataset import DatasetError, load_dataset
+    from evals.report import suite_rows, suite_summaries, write_suites_report
+    from evals.runner import SuiteRun
+    from evals.suites import SUITES, Suite, SuiteError, load_suites
+    from rag.embeddings import Embedder
+
+    path = suites_file or SUITES
+    try:
+        suites = load_suites(path)
+    except SuiteError as exc:
+        fail(str(exc), EXIT_USAGE)
+    loaded: list[tuple[Suite, list[EvalCase]]] = []
+    for suite in suites:  # every suite is checked before any runs: a bad one fails in seconds
+        problem = suite.missing()
+        if problem:
+            fail(f"{path}: {problem}", EXIT_USAGE)
+        try:
+            loaded.append((suite, load_dataset(suite.dataset)))
+        except DatasetError as exc:
+            fail(f"suite {suite.name}: {exc}", EXIT_USAGE)
+    embedder = Embedder(settings.embedding)
+    runs = []
+    for suite, cases in loaded:
+        results = _run_on_corpus(suite.corpus, cases, settings, configs, k, embedder, f"{suite.name}: ")
+        runs.append(SuiteRun(suite, cases, results))
+    header, rows = suite_rows(runs)
+    _print_table(f"{path} ({len(runs)} suites, k={k})", header, rows)
+    if out:
+        pairs = [({"suite": run.suite.name}, result) for run in runs for result in run.results]
+        _write_rows(out, pairs, several=len(configs) > 1)
+    if json_out:
+        _write_json(json_out, suite_summaries(runs, k))
+    if report:
+        image = write_suites_report(runs, report, command)
+        typer.echo(f"report: {report} (chart: {image})", err=True)
+    return sum(r.summary["errors"] for run in runs for r in run.results)
+
+
+@contextlib.contextmanager
+def _eval_errors() -> Iterator[None]:
+    """Map the errors of ingesting and of building the pipeline to exit codes with one-line messages."""
+    from ingest.catalog import CatalogError
+    from ingest.indexer import IngestUsageError
+    from rag.embeddings import EmbeddingError
+    from rag.generators import UnknownGenerator
+    from rag.retrieval import UnknownBackend
+    from rag.store import StoreError
+
+    try:
+        yield
+    except (IngestUsageError, UnknownGenerator, UnknownBackend) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (StoreError, CatalogError, EmbeddingError) as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
+def _warn_missing_quotes(cases: Sequence[EvalCase], texts: list[str], prefix: str) -> None:
+    from evals.dataset import quotes_not_in_corpus
+
+    for case_id, quote in quotes_not_in_corpus(cases, texts):
+        typer.echo(
+            f"warning: {prefix}{case_id}: evidence quote not in the corpus: {_snippet(quote, 80)}", err=True
+        )
+
+
+def _run_cases(
+    cases: Sequence[EvalCase],
+    settings: Settings,
+    configs: list[str],
+    k: int,
+    prefix: str,
+    embedder: Embedder | None = None,
+    store: VectorStore | None = None,
+) -> list[RunResult]:
+    from rich.console import Console
+
+    from evals.runner import run
+
+    with Console(stderr=True).status("evaluating…") as status:
+        return run(
+            cases,
+            settings,
+            configs,
+            k,
+            embedder=embedder,
+            store=store,
+            progress=lambda name, i, n: status.update(f"{prefix}{name}: case {i}/{n}"),
+        )
+
+
+def _run_on_corpus(
+    corpus: Path,
+    cases: Sequence[EvalCase],
+    settings: Settings,
+    configs: list[str],
+    k: int,
+    embedder: Embedder | None,
+    prefix: str,
+) -> list[RunResult]:
+    """Ingest `corpus` into a temporary index, run the cases there, delete the index."""
+    from evals.runner import temporary_index
+    from rag.embeddings import Embedder
+
+    if not corpus.exists():
+        fail(f"{prefix}no such corpus: {corpus}", EXIT_USAGE)
+    embedder = embedder or Embedder(settings.embedding)
+    typer.echo(f"{prefix}ingesting {corpus} into a temporary index…", err=True)
+    with _eval_errors(), temporary_index(corpus, settings, embedder=embedder) as index:
+        for item in index.report.skipped:
+            typer.echo(f"warning: {prefix}{item.source}: not ingested: {item.reason}", err=True)
+        texts = index.texts()
+        if not texts:
+            fail(f"{prefix}no supported documents in the corpus {corpus}", EXIT_USAGE)
+        _warn_missing_quotes(cases, texts, prefix)
+        return _run_cases(cases, index.settings, configs, k, prefix, embedder, index.store)
+
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, title=title)
+    for cells in rows:
+        table.add_row(*cells)
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: no wrapping at 80 columns
+        console = Console(width=max(console.width, 200))
+    console.print(table)
+
+
+def _write_rows(out: Path, results: list[tuple[dict[str, str], RunResult]], several: bool) -> None:
+    """--out: one JSON object per case, after the given fields (the suite), plus the configuration when
+    several are compared."""
+    with open(out, "w", encoding="utf-8") as handle:
+        for fields, result in results:
+            for row in result.rows:
+                record = {**fields, **({"config": result.config} if several else {}), **row}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _write_json(path: Path, summaries: list[dict[str, object]]) -> None:
+    path.write_text(json.dumps(summaries, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 @app.command()

@@ -12,7 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from rag.lexical import STOPWORDS, tokenize
+from rag.text import STOPWORDS, tokenize
 from rag.types import Turn
 
 _WORD = re.compile(r"[\w’'£.,-]*\w", re.UNICODE)

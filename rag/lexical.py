@@ -7,56 +7,24 @@ half-written index behind.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.sentences import sentence_spans
-from rag.types import comment_header
+from rag.text import sentence_spans, tokenize
+from rag.types import context_line
 
-TOKENIZER_VERSION = "3"  # part of the index stamp: a change of tokenization rebuilds the lexical index
-_TOKEN = re.compile(r"£?\d[\d,.]*\d|\w+", re.UNICODE)
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most my
-    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
-    some such than that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves s t don doesn didn isn wasn weren won wouldn shouldn also did does said says say
-    tell told according""".split()
-)
-
-
-@functools.cache
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(text: str, stem: bool = True) -> list[str]:
-    """Lower-cased content words (stopwords dropped), stemmed; numbers lose their separators."""
-    words = []
-    for match in _TOKEN.finditer(text.lower()):
-        word = match.group(0)
-        if word[0] == "£" or word[0].isdigit():
-            word = word.lstrip("£").replace(",", "")
-        elif word in STOPWORDS:
-            continue
-        words.append(word)
-    return list(_stemmer().stemWords(words)) if stem else words
+TOKENIZER_VERSION = "4"  # part of the index stamp: a change of tokenization rebuilds the lexical index
 
 
 def index_text(text: str, metadata: dict[str, Any]) -> str:
-    """What BM25 sees for a chunk: its text, plus the author line of a thread comment."""
-    header = comment_header(metadata)
-    return f"{text}\n{header}" if header else text
+    """What BM25 and the embedding model see for a chunk: where it sits (page title and section, or the
+    author line of a thread comment), then its text."""
+    where = context_line(metadata)
+    return f"{where}\n\n{text}" if where else text
 
 
 @dataclass(frozen=True)

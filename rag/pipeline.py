@@ -1,4 +1,4 @@
-"""The answering chain: condense -> retrieve -> (rerank) -> assess evidence -> generate -> verify.
+"""The answering chain: condense -> retrieve -> (rerank) -> judge answerability -> generate -> verify.
 
 `build_pipeline(settings)` wires the backends named in the settings; `Pipeline.stream` yields events
 (text deltas, citations, done) as verified sentences become available; `Pipeline.ask` returns the
@@ -14,23 +14,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.sentences import sentence_spans
+from rag.answerability import AnswerabilityJudge, make_judge
 from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
+from rag.doctypes import DocumentType, plugins
 from rag.embeddings import Embedder
-from rag.evidence import EvidenceScorer, information_need, split_question
+from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
 from rag.lexical import LexicalIndex, rebuild
+from rag.orders import information_need
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.store import VectorStore
-from rag.threadfacts import comments_of, implied_filters, listing_kind, select
+from rag.text import sentence_spans
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import LexicalEmbeddingJudge, SupportJudge, Verifier
 
 UNVERIFIABLE = (
     "The documents don't support an answer to this question: no generated sentence could be verified."
+)
+ORDERS_ONLY = (
+    "This message gives instructions but asks nothing about the documents, so there is nothing to answer."
 )
 
 
@@ -81,15 +86,16 @@ class Pipeline:
     retriever: Retriever
     reranker: Reranker
     condenser: Condenser
+    scorer: EvidenceScorer
+    answerability: AnswerabilityJudge
     generator: Generator
     judge: SupportJudge
     fallback: Generator | None = None
+    doctypes: list[DocumentType] | None = None
 
     def __post_init__(self) -> None:
-        self.scorer = EvidenceScorer(self.embedder, self.lexical)
-        self.authors = {
-            str(r.metadata["author"]) for r in self.lexical.records if r.metadata.get("kind") == "comment"
-        }
+        if self.doctypes is None:
+            self.doctypes = plugins([Passage(r.id, r.text, r.metadata) for r in self.lexical.records])
 
     def ensure_ready(self) -> None:
         if not self.lexical.records and self.store.count() == 0:
@@ -120,32 +126,33 @@ class Pipeline:
             clock = now
 
         need = information_need(question)  # orders inside the question are data: not obeyed, not searched
+        if not need.strip():
+            yield from self._refuse(answer, [], "the message gives orders and asks nothing", ORDERS_ONLY)
+            return
         answer.query = self.condenser.condense(need, turns)
         lap("condense")
-        implied = None if filters else implied_filters(need, self.authors)
+        doctypes = self.doctypes or []
+        implied = None if filters else next((f for d in doctypes if (f := d.filters(need))), None)
         passages = self.retriever.retrieve(answer.query, k, implied) if implied else []
         passages = passages or self.retriever.retrieve(answer.query, k, filters)
         passages = self.reranker.rerank(answer.query, passages)
         answer.retrieved = passages
         lap("retrieve")
         resolved = standalone_question(answer.query) if turns else need
-        assessment = self.scorer.assess(resolved, answer.query, passages, turns)
-        context, listings = self._thread_listings(resolved, passages)
-        lap("assess")
-        if not assessment.answerable and not listings:
-            yield from self._refuse(answer, passages, assessment.reason)
-            return
-        if assessment.reason:
-            answer.notes.append(assessment.reason)
-        structural = bool(listings) and all(listing_kind(part) for part in split_question(resolved))
-        evidence, lead = (
-            (assessment.evidence, assessment.lead) if assessment.answerable and not structural else ([], 0)
-        )
-        request = GenerationRequest(question, answer.query, context, evidence, lead, turns, listings)
-        verifier = Verifier(context, self.judge, declines=[REFUSAL])
+        structured = next((a for d in doctypes if (a := d.answer(resolved, passages))), None)
+        context = structured.passages if structured else passages
+        if structured is None:
+            verdict = self.answerability.judge(resolved, answer.query, passages, turns)
+            lap("judge")
+            if not verdict.answerable:
+                yield from self._refuse(answer, passages, verdict.reason)
+                return
+        request = GenerationRequest(need, answer.query, context, turns)
+        pieces = iter([structured.text]) if structured else self.generator.generate(request)
+        verifier = Verifier(context, self.judge, self.settings.answer.support_threshold, declines=[REFUSAL])
         produced: list[str] = []
         try:
-            for delta, citations in self._verified(self.generator.generate(request), verifier):
+            for delta, citations in self._verified(pieces, verifier):
                 produced.append(delta)
                 yield TextDelta(delta)
                 yield from (CitationEvent(c) for c in citations)
@@ -172,38 +179,12 @@ class Pipeline:
         answer.text = text
         yield Done(answer)
 
-    def _thread_listings(
-        self, question: str, passages: list[Passage]
-    ) -> tuple[list[Passage], list[tuple[str, list[int]]]]:
-        """For questions about a thread's structure ("which comments are edited?"): every comment of the
-        threads retrieved (added to the passages), and which of them answer each part of the question."""
-        kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
-        if not kinds:
-            return passages, []
-        paths = {p.metadata.get("path") for p in passages if p.kind == "comment"}
-        records = [r for r in self.lexical.records if r.metadata.get("kind") == "comment"]
-        comments = comments_of(
-            [
-                Passage(r.id, r.text, r.metadata)
-                for r in records
-                if not paths or r.metadata.get("path") in paths
-            ]
-        )
-        context = list(passages)
-        ids = {p.id: i for i, p in enumerate(context)}
-        for c in comments:
-            if c.id not in ids:
-                ids[c.id] = len(context)
-                context.append(c)
-        listings = [(kind, [ids[c.id] for c in select(kind, comments)]) for kind in kinds]
-        return context, [(kind, found) for kind, found in listings if found]
-
     def _refuse(
         self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL
     ) -> Iterator[Event]:
         answer.refused = True
         answer.citations = []
-        answer.related = passages[:3]
+        answer.related = _distinct(passages)[:3]
         answer.notes.append(f"refused: {reason}")
         answer.text = text
         yield TextDelta(answer.text)
@@ -240,6 +221,20 @@ class Pipeline:
         return Passage(hits[0].id, hits[0].text, hits[0].metadata) if hits else None
 
 
+def _distinct(passages: Sequence[Passage]) -> list[Passage]:
+    """Passages without repeats of the same document text (overlapping chunks)."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Passage] = []
+    for p in passages:
+        key = (str(p.metadata.get("path", p.id)), p.start)
+        if key not in seen and not any(
+            p.text in q.text or q.text in p.text for q in out if q.source == p.source
+        ):
+            seen.add(key)
+            out.append(p)
+    return out
+
+
 def _strip_markers(text: str) -> str:
     return re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", text)
 
@@ -269,10 +264,11 @@ def build_pipeline(
     lexical = load_lexical(settings, store)
     r = settings.retrieval
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
-    generator = generator or make_generator(settings.generator)
+    scorer = EvidenceScorer(embedder, lexical, settings.answer)
+    generator = generator or make_generator(settings, scorer)
     extractive = isinstance(generator, ExtractiveGenerator)
     fallback = (
-        ExtractiveGenerator(settings.generator.max_sentences)
+        ExtractiveGenerator(scorer, settings.answer, settings.generator.max_sentences)
         if settings.generator.fallback and not extractive
         else None
     )
@@ -287,6 +283,8 @@ def build_pipeline(
         retriever=retriever,
         reranker=make_reranker(r.reranker, r.reranker_model),
         condenser=condenser,
+        scorer=scorer,
+        answerability=make_judge(settings.answer.judge, scorer, settings.answer),
         generator=generator,
         judge=LexicalEmbeddingJudge(embedder),
         fallback=fallback,

@@ -6,6 +6,8 @@ Nested sections use a double underscore: `RAG_RETRIEVAL__K=8`.
 
 from __future__ import annotations
 
+import functools
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,18 @@ from pydantic_settings import (
 )
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+CALIBRATION = Path(__file__).with_name("calibration.toml")
+
+
+@functools.cache
+def fitted() -> dict[str, Any]:
+    """The answerer's constants as `rag eval --calibrate` fitted them (rag/calibration.toml)."""
+    with open(CALIBRATION, "rb") as handle:
+        return dict(tomllib.load(handle)["answer"])
+
+
+def _fit(name: str) -> Any:
+    return lambda: fitted()[name]
 
 
 class Section(BaseModel):
@@ -94,8 +108,74 @@ class GeneratorSettings(Section):
 
 
 class AnswerSettings(Section):
+    """Limits, the answerability judge, and the evidence weights. The weights and the judge's model are
+    fitted on the tuning suites by `rag eval --calibrate` (see evals/calibration.toml)."""
+
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
     max_history_turns: int = Field(20, ge=0, description="Conversation turns kept for follow-up questions.")
+    judge: str = Field(
+        "evidence",
+        description="Answer-or-refuse judge: evidence (a model over the best evidence's features) or none "
+        "(answer whenever something is retrieved; the verifier still removes unsupported sentences).",
+    )
+    judge_weights: list[float] = Field(
+        default_factory=_fit("judge_weights"),
+        min_length=5,
+        max_length=5,
+        description="Logistic model of the evidence judge: bias, then weights of the best sentence's "
+        "similarity and context coverage, and of how much of what the question asks about (its focus) "
+        "its context holds and how similar the focus and the sentence are.",
+    )
+    w_similarity: float = Field(
+        default_factory=_fit("w_similarity"),
+        ge=0,
+        description="Evidence score weight of query-sentence similarity.",
+    )
+    w_coverage: float = Field(
+        default_factory=_fit("w_coverage"),
+        ge=0,
+        description="Evidence score weight of the question words found in the sentence.",
+    )
+    w_context: float = Field(
+        default_factory=_fit("w_context"),
+        ge=0,
+        description="Evidence score weight of the question words found in the sentence or its "
+        "context (title, section, paragraph).",
+    )
+    typed_focus: float = Field(
+        default_factory=_fit("typed_focus"),
+        ge=0,
+        le=1,
+        description="A number answers a how-many/how-much question only when the sentence (or its section) "
+        "holds this share of what is counted.",
+    )
+    untyped_penalty: float = Field(
+        default_factory=_fit("untyped_penalty"),
+        ge=0,
+        description="Evidence score lost by a sentence without the kind of value asked for.",
+    )
+    follow_bonus: float = Field(
+        0.1,
+        ge=0,
+        description="Evidence score gained, in a follow-up, by a sentence next to the previous answer.",
+    )
+    repeat_penalty: float = Field(
+        0.3,
+        ge=0,
+        description="Evidence score lost, in a follow-up, by a sentence the previous answer quoted.",
+    )
+    keep_ratio: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="A further sentence adding question words must score this share of the best.",
+    )
+    close_ratio: float = Field(
+        0.85, ge=0, le=1, description="A further sentence scoring this share of the best is quoted anyway."
+    )
+    support_threshold: float = Field(
+        0.62, ge=0, le=1, description="Support score an answer sentence needs from the passage it cites."
+    )
 
 
 class ServerSettings(Section):

@@ -6,20 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
-def comment_header(meta: dict[str, object]) -> str:
-    """'cyd@lemmy.world cyd: forum thread comment, reply to 0x815, 2 upvotes, 6 downvotes, edited'."""
-    if meta.get("kind") != "comment":
-        return ""
-    author = str(meta.get("author", ""))
-    words = [author, author.split("@")[0] + ":", "forum thread comment"]
-    if meta.get("is_op"):
-        words.append("by the original poster (OP)")
-    if meta.get("parent_author"):
-        words.append(f"replying to {meta['parent_author']} (a reply)")
-    words.append(f"{meta.get('upvotes', 0)} upvotes, {meta.get('downvotes', 0)} downvotes")
-    if meta.get("edited"):
-        words.append("edited")
-    return ", ".join(words)
+def context_line(meta: dict[str, object]) -> str:
+    """Where a chunk sits, as ingest rendered it into its metadata ("Leave types › Annual leave" for a page
+    section, the author line of a thread comment); the title when there is none."""
+    return str(meta.get("context") or meta.get("title") or "")
 
 
 @dataclass(frozen=True)
@@ -48,9 +38,9 @@ class Passage:
         return str(self.metadata.get("author", ""))
 
     @property
-    def header(self) -> str:
-        """The metadata words of a thread comment (author, reply-to, votes); empty for other passages."""
-        return comment_header(self.metadata)
+    def section(self) -> str:
+        """The headings the passage sits under ("Working remotely › Co-working"); empty when none."""
+        return str(self.metadata.get("section", ""))
 
     @property
     def start(self) -> int:
@@ -66,13 +56,27 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """Marker `[n]` of an answer: the passage and the exact quote (span inside the passage) supporting it."""
+    """Marker `[n]` of an answer: the passage and the exact quote (span inside the passage) supporting it;
+    `spans` holds every quoted span of the passage when the answer quotes more than one of its sentences."""
 
     marker: int
     passage: Passage
     quote: str
-    start: int  # quote span inside passage.text
+    start: int  # first quote's span inside passage.text
     end: int
+    spans: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def quotes(self) -> list[str]:
+        """Every quoted part of the passage, in the order the answer quotes them."""
+        return [self.passage.text[s:e] for s, e in (self.spans or ((self.start, self.end),))]
+
+    def with_span(self, start: int, end: int) -> Citation:
+        """This citation, also quoting passage.text[start:end]."""
+        spans = self.spans or ((self.start, self.end),)
+        if (start, end) in spans:
+            return self
+        return Citation(self.marker, self.passage, self.quote, self.start, self.end, (*spans, (start, end)))
 
     def to_json(self) -> dict[str, Any]:
         p = self.passage
@@ -84,9 +88,11 @@ class Citation:
             "kind": p.kind,
             "author": p.author,
             "text": p.text,
+            "section": p.section,
             "quote": self.quote,
             "start": self.start,
             "end": self.end,
+            "quotes": self.quotes,
         }
 
 

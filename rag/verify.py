@@ -14,15 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ingest.sentences import sentence_spans
 from rag.embeddings import Embedder
-from rag.lexical import tokenize
-from rag.types import Citation, Passage
+from rag.text import sentence_spans, tokenize
+from rag.types import Citation, Passage, context_line
 
 MARKERS = re.compile(r"\s*(?:\[\d+(?:\s*,\s*\d+)*\])+")
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+")
 _MARKER_NUMBERS = re.compile(r"\d+")
-_ATTRIBUTED = re.compile(r"^(?P<who>[^“\"]{1,200}?) (?:also )?wrote: [“\"](?P<quote>.+)[”\"]\s*[.]?$", re.S)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
 
@@ -38,22 +36,6 @@ class SupportJudge(ABC):
     @abstractmethod
     def support(self, claim: str, passage: Passage) -> Support:
         """How well `passage` supports `claim` (0..1), and the span of the passage that does."""
-
-
-def _details_match(attribution: str, passage: Passage) -> bool:
-    """The details of an attribution ("cyd@lemmy.world (3 up, 12 down; replying to X; edited)") agree
-    with the comment's metadata: votes, OP flag, parent and edited flag."""
-    meta = passage.metadata
-    details = attribution[attribution.find("(") :] if "(" in attribution else ""
-    votes = re.search(r"(\d+) up, (\d+) down", details)
-    if votes and (int(votes.group(1)), int(votes.group(2))) != (meta.get("upvotes"), meta.get("downvotes")):
-        return False
-    if ("original poster" in details) != bool(meta.get("is_op")) and details:
-        return False
-    parent = re.search(r"replying to ([^;)]+)", details)
-    if parent and parent.group(1).strip() != meta.get("parent_author"):
-        return False
-    return not (details and re.search(r"\bedited\b", details) and not meta.get("edited"))
 
 
 def _normalize(text: str) -> str:
@@ -72,16 +54,6 @@ class LexicalEmbeddingJudge(SupportJudge):
         self.embedder = embedder
 
     def support(self, claim: str, passage: Passage) -> Support:
-        attributed = _ATTRIBUTED.match(claim.strip())
-        if attributed:
-            who = attributed.group("who")
-            if (
-                passage.kind != "comment"
-                or passage.author.split("@")[0] not in who
-                or not _details_match(who, passage)
-            ):
-                return Support(0.0, 0, 0)
-            claim = attributed.group("quote")
         text = passage.text
         core = claim.strip().strip('“”"').strip()
         at = text.find(core)
@@ -96,17 +68,20 @@ class LexicalEmbeddingJudge(SupportJudge):
         if not windows:
             return Support(0.0, 0, 0)
         normalized = _normalize(core)
+        where = context_line(passage.metadata)
+        if normalized and normalized in _normalize(where):  # restates the passage's metadata line
+            return Support(1.0, *windows[0][0])
         for (s, e), _ in windows:
             if normalized and normalized in _normalize(text[s:e]):
                 return Support(1.0, s, e)
         claim_tokens = set(tokenize(core))
-        header = set(tokenize(passage.header))
+        header = set(tokenize(where))
         claim_numbers = _numbers(core)
         vectors = self.embedder.encode_cached([core, *(text[s:e] for (s, e), _ in windows)])
         best = Support(0.0, *windows[0][0])
         for ((s, e), pair), vector in zip(windows, vectors[1:], strict=True):
             window = text[s:e]
-            if not claim_numbers <= _numbers(window):
+            if not claim_numbers <= _numbers(window) | _numbers(where):
                 continue  # a number the passage does not state is the commonest invented detail
             tokens = set(tokenize(window)) | header
             recall = len(claim_tokens & tokens) / len(claim_tokens) if claim_tokens else 0.0
@@ -144,7 +119,9 @@ class Verifier:
     """Verifies an answer claim by claim (so that it can stream), numbering citations as they appear.
 
     Markers in the generator's text are 1-based passage numbers; the verified text's markers number the
-    citations (a passage and the quote in it), in order of first appearance.
+    cited passages in order of first appearance: one passage, one marker, however many of its sentences
+    the answer quotes (the citation keeps every quoted span). A passage whose quoted text is the same part
+    of the same document as one already cited (overlapping chunks) takes that one's marker.
     """
 
     def __init__(
@@ -162,7 +139,8 @@ class Verifier:
         self.citations: list[Citation] = []
         self.notes: list[str] = []
         self.removed: list[str] = []
-        self._numbering: dict[tuple[str, int, int], int] = {}
+        self._numbering: dict[str, int] = {}  # passage id -> marker
+        self._spans: dict[tuple[str, int, int], int] = {}  # (document, start, end) quoted -> marker
 
     def check_text(self, text: str) -> Iterator[tuple[str, list[Citation]]]:
         """Each surviving claim of `text`, rendered with its citation markers, and its new citations."""
@@ -199,17 +177,28 @@ class Verifier:
                 self.removed.append(claim)
                 self.notes.append(f"removed unsupported sentence: {claim[:60]}")
                 return None
-        labels = []
+        labels: list[str] = []
         new: list[Citation] = []
         for m, support in good:
             passage = passages[m - 1]
-            key = (passage.id, support.start, support.end)
-            if key not in self._numbering:
-                self._numbering[key] = len(self._numbering) + 1
+            document = str(passage.metadata.get("path", passage.id))
+            span = (document, passage.start + support.start, passage.start + support.end)
+            marker = self._numbering.get(passage.id) or self._spans.get(span)
+            if marker is None:
+                marker = len(self._numbering) + 1
+                self._numbering[passage.id] = marker
                 quote = passage.text[support.start : support.end]
-                new.append(Citation(self._numbering[key], passage, quote, support.start, support.end))
-            labels.append(f"[{self._numbering[key]}]")
-        self.citations.extend(new)
+                citation = Citation(marker, passage, quote, support.start, support.end)
+                self.citations.append(citation)
+                new.append(citation)
+            else:
+                self._numbering.setdefault(passage.id, marker)
+                at = next(i for i, c in enumerate(self.citations) if c.marker == marker)
+                self.citations[at] = self.citations[at].with_span(support.start, support.end)
+            self._spans.setdefault(span, marker)
+            label = f"[{marker}]"
+            if label not in labels:
+                labels.append(label)
         return f"{claim} {''.join(labels)}", new
 
 

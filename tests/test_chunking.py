@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ingest.chunking import chunk_document, pack
 from ingest.loaders import Document, load_document
-from ingest.sentences import paragraph_spans
+from rag.text import paragraph_spans
 
 from .conftest import CORPUS
 

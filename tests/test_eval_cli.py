@@ -50,6 +50,15 @@ def write_jsonl(path: Path, cases: list[dict[str, Any]]) -> Path:
     return path
 
 
+def terminal_rows(stdout: str) -> list[list[str]]:
+    """The body rows of a rich table printed to a pipe: cells between │ characters."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in stdout.splitlines()
+        if line.startswith("│")
+    ]
+
+
 def table_header(report: str) -> list[str]:
     line = next(line for line in report.splitlines() if line.startswith("| metric |"))
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -80,7 +89,9 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Indexed:
 def dev_run(indexed: Indexed) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = indexed.root / "dev"
     out.mkdir()
-    result = indexed.run("eval", str(DEV), "--out", "results.jsonl", "--report", "report.md", cwd=out)
+    result = indexed.run(
+        "eval", str(DEV), "--out", "results.jsonl", "--report", "report.md", "--json", "summary.json", cwd=out
+    )
     return result, out
 
 
@@ -116,15 +127,42 @@ def test_dev_set_results_have_the_ask_json_shape(
 def test_dev_set_report(dev_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     result, out = dev_run
     assert result.returncode == 0, result.stderr
-    for label in ("fact recall", "evidence recall@k", "MRR", "citation precision", "passed / cases"):
-        assert label in result.stdout  # the terminal table
+    labels = [row[0] for row in terminal_rows(result.stdout)]
+    assert labels[:8] == [
+        "fact recall",
+        "evidence recall@k",
+        "MRR",
+        "citation precision (gold)",  # the headline citation metric comes first
+        "citation precision (judge)",
+        "citation recall",
+        "refusal (unanswerable)",
+        "false refusal",
+    ]
+    assert "passed / cases" in labels
 
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.startswith("# Evaluation report")
     assert table_header(report) == ["metric", "default"]
     cases = len(load_dataset(DEV))
-    for label in ("fact recall", "evidence recall@k", "MRR", "citation recall", "citation precision"):
-        assert re.search(rf"^\| {re.escape(label)} \| \d\.\d{{3}} \|$", report, re.MULTILINE), label
+    (summary,) = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["dataset"], summary["corpus"], summary["config"], summary["k"]) == (
+        str(DEV),
+        None,
+        "default",
+        5,
+    )
+    assert summary["cases"] == len(load_dataset(DEV)) and summary["errors"] == 0
+    for key, label in (
+        ("fact_recall", "fact recall"),
+        ("evidence_recall", "evidence recall@k"),
+        ("mrr", "MRR"),
+        ("citation_precision_gold", "citation precision (gold)"),
+        ("citation_precision", "citation precision (judge)"),
+        ("citation_recall", "citation recall"),
+    ):
+        value = f"{summary[key]:.3f}"
+        assert re.search(rf"^\| {re.escape(label)} \| {value} \|$", report, re.MULTILINE), label
+    assert 0.0 < summary["citation_precision_gold"] <= 1.0  # answers cite the dev set's evidence
     assert re.search(rf"^\| passed / cases \| \d+/{cases} \|$", report, re.MULTILINE)
     assert "| errors | 0 |" in report
 
@@ -278,3 +316,271 @@ def test_empty_index_exits_3(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "rag ingest" in result.stderr and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: ")
+
+
+# ---------------------------------------------------------------------------------------------------
+# --corpus: a temporary index of its own
+
+
+def dev_subset(n: int) -> list[dict[str, Any]]:
+    """The first n cases of the dev set, plus its first unanswerable case."""
+    cases = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [*cases[:n], next(c for c in cases if not c["answerable"])]
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary indexes of `rag eval` left in the TMPDIR of `fresh_env` (torch keeps a cache there)."""
+    return [p.name for p in (root / "tmp").iterdir() if p.name.startswith("rag-eval-")]
+
+
+def fresh_env(root: Path) -> dict[str, str]:
+    """A data dir nothing was ingested into, and a private TMPDIR to see what is left behind."""
+    (root / "tmp").mkdir(parents=True)
+    return {**clean_env(root / "data"), "TMPDIR": str(root / "tmp")}
+
+
+def test_corpus_ingests_into_a_temporary_index(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    ghost = {
+        "id": "ghost-quote",
+        "question": "How much was the Jari deal worth?",
+        "answerable": True,
+        "facts": [["£3m"]],
+        "evidence": ["Imperial College London opened a research campus on the Moon."],
+        "tags": ["money"],
+    }
+    dataset = write_jsonl(tmp_path / "subset.jsonl", [*dev_subset(3), ghost])
+    result = rag(
+        "eval", str(dataset), "--corpus", "corpus", "--json", "summary.json", "--out", "rows.jsonl",
+        "--report", "report.md", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: ghost-quote: evidence quote not in the corpus: "
+        "Imperial College London opened a research campus on the Moon."
+    ]
+    (summary,) = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["corpus"], summary["cases"], summary["errors"]) == ("corpus", 5, 0)
+    assert summary["fact_recall"] > 0 and summary["evidence_recall"] > 0  # the corpus really was indexed
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    assert [row["id"] for row in rows] == [c["id"] for c in dev_subset(3)] + ["ghost-quote"]
+    assert all(c["source"].startswith("corpus/") for row in rows for c in row["citations"])
+    assert "## By tag" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    # The configured index was never touched, and the temporary one is gone.
+    assert not (tmp_path / "data").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_corpus_errors_exit_2(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    dataset = write_jsonl(tmp_path / "subset.jsonl", dev_subset(1))
+    result = rag("eval", str(dataset), "--corpus", "no/such/folder", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr == "error: no such corpus: no/such/folder\n"
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "logo.png").write_bytes(PNG_MAGIC)
+    result = rag("eval", str(dataset), "--corpus", "images", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "error: no supported documents in the corpus images"
+    assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# --all: every suite, one table
+
+NOTE = """# Canteen opening hours
+
+The staff canteen on the second floor opens at 07:30 and closes at 15:00 on weekdays.
+
+On Fridays the canteen serves a hot lunch for £4.50, paid by card only.
+"""
+NOTE_CASES = [
+    {
+        "id": "note-1",
+        "question": "When does the staff canteen open on weekdays?",
+        "answerable": True,
+        "facts": [["07:30"]],
+        "evidence": ["The staff canteen on the second floor opens at 07:30 and closes at 15:00 on weekdays."],
+        "tags": ["time"],
+    },
+    {
+        "id": "note-2",
+        "question": "How much is the hot lunch on Fridays?",
+        "answerable": True,
+        "facts": [["£4.50"]],
+        "evidence": ["On Fridays the canteen serves a hot lunch for £4.50, paid by card only."],
+    },
+    {
+        "id": "note-3",
+        "question": "Who is the canteen's head chef?",
+        "answerable": False,
+        "facts": [],
+        "evidence": [],
+    },
+]
+
+
+def two_suites(root: Path) -> Path:
+    """A suites file: part of the dev set on the default corpus (tuning), and a one-note corpus (held out)."""
+    evals = root / "evals"
+    (evals / "datasets").mkdir(parents=True)
+    (evals / "corpora" / "note" / "docs").mkdir(parents=True)
+    (evals / "corpora" / "note" / "docs" / "canteen.md").write_text(NOTE, encoding="utf-8")
+    write_jsonl(evals / "datasets" / "mini.jsonl", dev_subset(2))
+    write_jsonl(evals / "datasets" / "note.jsonl", NOTE_CASES)
+    shutil.copytree(CORPUS, root / "corpus")
+    suites = evals / "suites.toml"
+    suites.write_text(
+        '[mini]\ndataset = "datasets/mini.jsonl"\ncorpus = "../corpus"\nrole = "tuning"\n\n'
+        '[note]\ndataset = "datasets/note.jsonl"\ncorpus = "corpora/note/docs"\nrole = "held-out"\n',
+        encoding="utf-8",
+    )
+    return suites
+
+
+SUITE_KEYS = [
+    "fact_recall",
+    "evidence_recall",
+    "mrr",
+    "citation_precision_gold",
+    "citation_precision",
+    "citation_recall",
+]
+SUITE_HEADER = [
+    "suite",
+    "cases",
+    "fact recall",
+    "evidence recall@k",
+    "MRR",
+    "citation precision (gold)",
+    "citation precision (judge)",
+    "citation recall",
+    "refusal",
+    "false refusal",
+    "p50 ms",
+]
+
+
+def test_all_suites_one_table(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    suites = two_suites(tmp_path)
+    result = rag(
+        "eval", "--all", "--suites", str(suites), "--json", "suites.json", "--out", "rows.jsonl",
+        "--report", "suites.md", "--k", "3", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stderr
+
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == SUITE_HEADER
+    rows = terminal_rows(result.stdout)
+    assert [row[0] for row in rows] == ["mini", "note (held out)"]
+    assert [row[1] for row in rows] == ["3", "3"]
+
+    summaries = json.loads((tmp_path / "suites.json").read_text(encoding="utf-8"))
+    assert [(s["suite"], s["role"], s["held_out"], s["config"], s["k"]) for s in summaries] == [
+        ("mini", "tuning", False, "default", 3),
+        ("note", "held-out", True, "default", 3),
+    ]
+    note = summaries[1]
+    assert note["corpus"] == str(tmp_path / "evals" / "corpora" / "note" / "docs")
+    assert note["cases"] == 3 and note["errors"] == 0
+    assert note["evidence_recall"] == 1.0  # a one-document corpus: its evidence is always retrieved
+    for summary, row in zip(summaries, rows, strict=True):
+        assert row[2:8] == [f"{summary[key]:.3f}" for key in SUITE_KEYS]
+
+    records = read_jsonl(tmp_path / "rows.jsonl")
+    assert [(r["suite"], r["id"]) for r in records] == [
+        *(("mini", c["id"]) for c in dev_subset(2)),
+        *(("note", c["id"]) for c in NOTE_CASES),
+    ]
+    assert all("config" not in r for r in records)
+    assert {c["source"] for r in records if r["suite"] == "note" for c in r["citations"]} <= {
+        "evals/corpora/note/docs/canteen.md"
+    }
+
+    report = (tmp_path / "suites.md").read_text(encoding="utf-8")
+    assert table_header(report.replace("| suite |", "| metric |", 1))[1:] == SUITE_HEADER[1:]
+    assert "## Suite: mini" in report and "## Suite: note (held out)" in report
+    assert "### Failed cases: default" in report
+    assert (tmp_path / "suites.png").read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / "data").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_all_suites_compare_configurations(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    suites = two_suites(tmp_path)
+    result = rag(
+        "eval", "--all", "--suites", str(suites), "--config", "default", "--config", "bm25",
+        "--out", "rows.jsonl", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [row[0] for row in terminal_rows(result.stdout)] == [
+        "mini · default",
+        "mini · bm25",
+        "note (held out) · default",
+        "note (held out) · bm25",
+    ]
+    records = read_jsonl(tmp_path / "rows.jsonl")
+    assert [(r["suite"], r["config"]) for r in records][::3] == [
+        ("mini", "default"),
+        ("mini", "bm25"),
+        ("note", "default"),
+        ("note", "bm25"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("suites_text", "message"),
+    [
+        pytest.param("[mini\n", "not valid TOML", id="bad-toml"),
+        pytest.param(
+            '[mini]\ndataset = "d.jsonl"\n', "suite 'mini': missing key(s): corpus, role", id="keys"
+        ),
+        pytest.param(
+            '[mini]\ndataset = "datasets/gone.jsonl"\ncorpus = "../corpus"\nrole = "tuning"\n',
+            "suite mini: no dataset file",
+            id="no-dataset",
+        ),
+        pytest.param(
+            '[mini]\ndataset = "datasets/mini.jsonl"\ncorpus = "corpora/gone"\nrole = "tuning"\n',
+            "suite mini: no corpus",
+            id="no-corpus",
+        ),
+        pytest.param(
+            '[mini]\ndataset = "datasets/bad.jsonl"\ncorpus = "../corpus"\nrole = "tuning"\n',
+            "suite mini: ",
+            id="bad-dataset",
+        ),
+    ],
+)
+def test_bad_suites_file_exits_2(tmp_path: Path, suites_text: str, message: str) -> None:
+    env = fresh_env(tmp_path)
+    suites = two_suites(tmp_path)
+    (suites.parent / "datasets" / "bad.jsonl").write_text('{"id": "x"}\n', encoding="utf-8")
+    suites.write_text(suites_text, encoding="utf-8")
+    result = rag("eval", "--all", "--suites", str(suites), cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param([], "error: give a DATASET to evaluate, or --all", id="nothing"),
+        pytest.param([str(DEV), "--all"], "error: give a DATASET or --all, not both", id="both"),
+        pytest.param(["--all", "--corpus", "corpus"], "error: --corpus goes with a DATASET", id="all-corpus"),
+        pytest.param([str(DEV), "--suites", "s.toml"], "error: --suites goes with --all", id="suites-alone"),
+        pytest.param(["--all", "--config", "bm99"], "error: unknown configuration 'bm99'", id="all-config"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = rag("eval", *args, cwd=tmp_path, env=fresh_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr

@@ -17,16 +17,21 @@ from hypothesis import strategies as st
 
 from evals.dataset import DatasetError, EvalCase, load_dataset, normalize, quotes_not_in_corpus
 from evals.metrics import (
+    METRIC_NAMES,
     CaseScore,
     Sentence,
     citation_scores,
     evidence_recall,
+    fact_matches,
     fact_recall,
+    gold_citations,
     percentile,
+    quote_matches_gold,
     reciprocal_rank,
     summarize,
 )
-from rag.types import Passage, Turn
+from rag.lexical import tokenize
+from rag.types import Answer, Citation, Passage, Turn
 
 GOOD: dict[str, Any] = {
     "id": "c1",
@@ -126,6 +131,11 @@ MALFORMED: list[tuple[str, str, str]] = [
     ),
     ("history-turn-string", json.dumps(with_(GOOD, id="c2", history=["hello"])), "history turn 1 must be"),
     ("duplicate-id", json.dumps(with_(GOOD, question="Another question?")), "duplicate id 'c1'"),
+    ("tags-string", json.dumps(with_(GOOD, id="c2", tags="number")), "'tags' must be a list"),
+    ("tags-number", json.dumps(with_(GOOD, id="c2", tags=["number", 3])), "'tags' must be a list"),
+    ("tags-empty-tag", json.dumps(with_(GOOD, id="c2", tags=["number", " "])), "'tags' must be a list"),
+    ("tags-null", json.dumps(with_(GOOD, id="c2", tags=None)), "'tags' must be a list"),
+    ("tag-key-misspelt", json.dumps(with_(GOOD, id="c2", tag=["number"])), "unknown key(s): tag"),
 ]
 
 
@@ -208,6 +218,22 @@ def test_good_file_loads_with_and_without_history(tmp_path: Path) -> None:
         Turn("assistant", "A £3m deal with Imperial."),
     ]
     assert third == EvalCase("u1", "What is Jari's annual revenue?", False, [], [], [])
+
+
+def test_tags_are_optional_and_kept_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "tagged.jsonl"
+    lines = [
+        json.dumps(with_(GOOD, tags=["number", "money", "follow-up"])),
+        json.dumps(with_(UNANSWERABLE, tags=[])),
+        json.dumps(with_(GOOD, id="c3")),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tagged, untagged, missing = load_dataset(path)
+    assert tagged.tags == ["number", "money", "follow-up"]
+    assert untagged.tags == [] and missing.tags == []
+    assert tagged == EvalCase(
+        "c1", GOOD["question"], True, GOOD["facts"], GOOD["evidence"], [], ["number", "money", "follow-up"]
+    )
 
 
 def test_explicit_empty_history_equals_missing_history(tmp_path: Path) -> None:
@@ -308,24 +334,143 @@ def test_fact_recall(eval_case: EvalCase, answer: str, refused: bool, expected: 
     assert fact_recall(eval_case, answer, refused) == pytest.approx(expected)
 
 
+# (alternative, answer, matches?): whole words, numbers as numbers, normalized like evals.dataset.normalize.
+FACT_MATCHES: list[tuple[str, str, bool]] = [
+    # numbers are not found inside other numbers
+    ("26", "It rose to 26 people.", True),
+    ("26", "It rose to 260 people.", False),
+    ("26", "It took 26.5 hours.", False),
+    ("26", "It took 0.26 hours.", False),
+    ("26", "There were 1,260 staff.", False),
+    ("26", "In 2026.", False),
+    ("26", "It was 26.", True),  # a full stop, not a decimal point
+    ("26", "It was 26, then 27.", True),  # a comma, not a thousands separator
+    ("26", "up 26% (26)", True),
+    ("26", "the 26th", False),
+    # thousands separators
+    ("1,000", "paid 1000 pounds", True),
+    ("1000", "paid £1,000 in all", True),
+    ("1,000", "paid 11,000", False),
+    ("1,000", "paid 1,000,000", False),
+    ("£1,260,000", "£1260000", True),
+    ("2019", "in 2019, 2020", True),
+    ("2019", "in 2019,2020", False),  # not a thousands separator, so maybe a decimal comma: no match
+    ("26", "26,5 kg", False),
+    # currency and units
+    ("£3m", "a £3m deal", True),
+    ("£3m", "a deal worth £3m.", True),
+    ("£3m", "a £13m deal", False),
+    ("£3m", "a £3million deal", False),
+    ("3m", "a £3m deal", True),
+    ("3 million", "£3 million", True),
+    ("3 million", "13 million", False),
+    # words are not found inside other words
+    ("two", "the network failed", False),
+    ("two", "Two Imperial employees", True),
+    ("art", "the article", False),
+    ("Guo", "Guo’s papers", True),
+    ("tie-ups", "academic tie-ups with China", True),
+    ("Imperial.", "Imperial.", True),
+    # case, quotes and whitespace
+    ("Imperial College", "IMPERIAL COLLEGE London", True),
+    ("China’s", "China's drone warships", True),
+    ("China's", "China’s drone warships", True),
+    ("“smart military bases”", 'for "smart military bases"', True),
+    ("“smart military bases”", "for smart military bases", False),  # the quotes are part of the fact
+    ("security risk", "security\n   risk", True),
+    ("security  risk", "security risk", True),
+    # citation markers are removed from the answer first
+    ("£3m", "worth £3m [1].", True),
+    ("worth £3m.", "worth £3m [1].", True),
+    ("deal worth", "the deal [2] worth", True),
+    ("deal worth", "the deal [1, 2] worth", True),
+    ("deal worth", "the deal [1][2] worth", True),
+    ("26", "was 2[1]6", False),  # removing a marker never glues two words into one fact
+    # nothing matches nothing
+    ("26", "", False),
+    ("  ", "anything", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("alternative", "answer", "expected"),
+    FACT_MATCHES,
+    ids=[f"{a!r}-in-{t!r}" for a, t, _ in FACT_MATCHES],
+)
+def test_fact_matches(alternative: str, answer: str, expected: bool) -> None:
+    assert fact_matches(alternative, answer) is expected
+
+
+# Facts and answer words: printable text without whitespace and without the brackets of citation markers.
+_CHARS = st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters="[]")
+WORDS = st.lists(st.text(_CHARS, min_size=1, max_size=8), max_size=6)
+FACT = st.lists(st.text(_CHARS, min_size=1, max_size=8), min_size=1, max_size=3).map(" ".join)
+SPACE = st.sampled_from([" ", "  ", "\n", "\t ", "\u00a0"])
+
+
+@settings(max_examples=300)
+@given(before=WORDS, fact=FACT, after=WORDS, space=SPACE)
+def test_a_fact_standing_alone_always_matches(
+    before: list[str], fact: str, after: list[str], space: str
+) -> None:
+    assert fact_matches(fact, space.join([*before, fact, *after]))
+
+
+@settings(max_examples=300)
+@given(
+    n=st.integers(0, 10**9),
+    digit=st.sampled_from("0123456789"),
+    decimals=st.integers(0, 99),
+    thousands=st.integers(1, 999),
+)
+def test_numbers_match_as_numbers(n: int, digit: str, decimals: int, thousands: int) -> None:
+    assert fact_matches(str(n), f"it was {n:,} in all")  # 1260 in 1,260
+    assert fact_matches(f"{n:,}", f"it was {n} in all")  # 1,260 in 1260
+    assert fact_matches(f"{n:,}", f"it was {n:,}.")
+    assert not fact_matches(str(n), f"it was {n}{digit} in all")  # 26 not in 260
+    assert not fact_matches(str(n), f"it was {digit}{n} in all")  # 26 not in 126
+    assert not fact_matches(str(n), f"it was {n}.{decimals} in all")  # 26 not in 26.5
+    assert not fact_matches(str(n), f"it was {decimals}.{n} in all")  # 26 not in 0.26
+    if n < 1000:
+        assert not fact_matches(str(n), f"it was {thousands},{n:03d} in all")  # 260 not in 1,260
+
+
+@settings(max_examples=300)
+@given(
+    words=st.lists(
+        st.text(st.sampled_from("abcXYZ019£%'’.,-"), min_size=1, max_size=5), min_size=1, max_size=8
+    ),
+    fact=st.text(st.sampled_from("abcXYZ019£%'’., -"), min_size=1, max_size=8),
+    markers=st.lists(st.sampled_from(["", "", " [1]", "[2]", " [1, 3]"]), min_size=8, max_size=8),
+    spaces=st.lists(SPACE, min_size=8, max_size=8),
+)
+def test_case_spaces_and_markers_do_not_change_a_match(
+    words: list[str], fact: str, markers: list[str], spaces: list[str]
+) -> None:
+    plain = " ".join(words)
+    noisy = "".join(w.upper() + m + s for w, m, s in zip(words, markers, spaces, strict=False))
+    assert fact_matches(fact, noisy) == fact_matches(fact, plain)
+    assert fact_matches(fact.upper(), plain) == fact_matches(fact, plain)
+
+
 @settings(max_examples=200)
 @given(
-    groups=st.lists(
-        st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=3), min_size=1, max_size=5
-    ),
+    groups=st.lists(st.lists(FACT, min_size=1, max_size=3), min_size=1, max_size=5),
     answer=st.text(),
     refused=st.booleans(),
 )
 def test_fact_recall_property(groups: list[list[str]], answer: str, refused: bool) -> None:
     eval_case = case(facts=groups)
     assert 0.0 <= fact_recall(eval_case, answer, refused) <= 1.0
-    covering = "".join(group[0] for group in groups)
+    covering = " ".join(group[0] for group in groups)
     assert fact_recall(eval_case, covering, False) == 1.0
     assert fact_recall(eval_case, covering, True) == 0.0
 
 
-def test_fact_recall_final_sigma() -> None:
-    assert fact_recall(case(facts=[["A"], ["Σ"]]), "AΣ", False) == 1.0
+def test_fact_recall_casefolds() -> None:
+    # casefold, not lower: a final sigma (ς) and a capital sigma (Σ) are the same letter
+    assert fact_recall(case(facts=[["ΟΔΟΣ"]]), "Η οδος [1].", False) == 1.0
+    assert fact_recall(case(facts=[["Straße"]]), "STRASSE", False) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -469,6 +614,100 @@ def test_fake_judge_is_what_the_table_assumes() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# citation precision against the gold evidence
+
+GOLD = "Jari signed a deal with Imperial in 2019."  # content words: jari sign deal imperi 2019
+
+
+def test_content_words_are_what_the_gold_table_assumes() -> None:
+    assert set(tokenize(GOLD)) == set(tokenize("jari signed deal imperial 2019"))
+    assert len(set(tokenize(GOLD))) == 5
+    assert len(set(tokenize("In 2019 Jari signed an agreement."))) == 4  # 2019 jari sign agreement
+    assert len(set(tokenize("The deal was worth £3m."))) == 3  # deal worth 3m
+    assert tokenize("It was what it was.") == []
+
+
+@pytest.mark.parametrize(
+    ("quote", "gold", "expected"),
+    [
+        pytest.param(GOLD, GOLD, True, id="identical"),
+        pytest.param("JARI  signed a deal\nwith Imperial in 2019.", GOLD, True, id="case-and-whitespace"),
+        pytest.param("China’s “smart” bases", 'China\'s "smart" bases', True, id="curly-vs-straight"),
+        pytest.param("signed a deal with Imperial", GOLD, True, id="quote-inside-gold"),
+        pytest.param(
+            "Emails show it. " + GOLD + " The deal was worth £3m.", GOLD, True, id="gold-inside-quote"
+        ),
+        # shorter: the quote (33 chars), 4 content words; shared: 2019 jari sign = 3 >= 0.5 * 4
+        pytest.param("In 2019 Jari signed an agreement.", GOLD, True, id="overlap-3-of-4"),
+        # shorter: the quote, 3 content words; shared: deal = 1 < 0.5 * 3
+        pytest.param("The deal was worth £3m.", GOLD, False, id="overlap-1-of-3"),
+        # shorter: the quote, 2 content words (deal worth); shared: deal = 1 >= 0.5 * 2
+        pytest.param("The deal was worth it.", GOLD, True, id="overlap-exactly-half"),
+        # shorter: the gold (23 chars), 3 content words (end 2019 earli); shared: 2019 = 1 < 1.5
+        pytest.param(GOLD, "It ended in 2019 early.", False, id="gold-shorter-1-of-3"),
+        pytest.param("It was sunny in London.", GOLD, False, id="unrelated"),
+        pytest.param("It was what it was", "It was what it was not.", True, id="contained-stopwords-only"),
+        pytest.param("It was so.", "It is what it is.", False, id="no-content-words"),
+        pytest.param("", GOLD, False, id="empty-quote"),
+        pytest.param("   ", GOLD, False, id="blank-quote"),
+    ],
+)
+def test_quote_matches_gold(quote: str, gold: str, expected: bool) -> None:
+    assert quote_matches_gold(quote, gold) is expected
+    assert quote_matches_gold(gold, quote) is expected  # symmetric
+
+
+@settings(max_examples=200)
+@given(
+    gold=st.text(min_size=1).filter(lambda t: normalize(t)), cut=st.integers(0, 50), width=st.integers(1, 50)
+)
+def test_a_piece_of_the_gold_quote_matches_it(gold: str, cut: int, width: int) -> None:
+    piece = normalize(gold)[cut : cut + width]
+    if piece.strip():
+        assert quote_matches_gold(piece, gold)
+        assert quote_matches_gold(gold, piece)
+
+
+def test_gold_citations_counts_each_citation_once() -> None:
+    eval_case = case(facts=[["2019"]], evidence=[GOLD, "The deal was worth £3m."])
+    quotes = [GOLD, "The deal was worth £3m.", "It was sunny in London.", "signed a deal with Imperial"]
+    assert gold_citations(eval_case, quotes) == (3, 4)
+    assert gold_citations(eval_case, []) == (0, 0)
+    assert gold_citations(case(facts=[["x"]]), quotes) == (0, 4)  # no gold evidence: nothing matches
+
+
+def _answer(text: str, quotes: list[str], refused: bool = False) -> Answer:
+    passages = [Passage(f"p{i}", q, {"source": "a.md"}) for i, q in enumerate(quotes, 1)]
+    citations = [Citation(i, p, p.text, 0, len(p.text)) for i, p in enumerate(passages, 1)]
+    return Answer("q?", text, citations, refused, retrieved=passages)
+
+
+@pytest.mark.parametrize(
+    ("answerable", "evidence", "refused", "expected"),
+    [
+        pytest.param(True, [GOLD], False, (1, 2), id="answered-with-gold"),
+        pytest.param(True, [], False, (0, 0), id="no-gold-evidence"),
+        pytest.param(True, [GOLD], True, (0, 0), id="refused"),
+        pytest.param(False, [], False, (0, 0), id="unanswerable-answered"),
+    ],
+)
+def test_score_case_counts_gold_citations(
+    answerable: bool, evidence: list[str], refused: bool, expected: tuple[int, int]
+) -> None:
+    from evals.runner import score_case
+
+    eval_case = EvalCase("c", "q?", answerable, [["2019"]] if answerable else [], evidence)
+    answer = _answer(
+        "Jari signed a deal with Imperial in 2019 [1]. The deal was worth £3m [2].",
+        [GOLD, "The deal was worth £3m."],
+        refused,
+    )
+    scored = score_case(eval_case, answer, 5, word_support)
+    assert (scored.gold_matched, scored.gold_citations) == expected
+    assert scored.citations == (0 if refused else 2)
+
+
+# ---------------------------------------------------------------------------------------------------
 # percentiles and the summary
 
 ONE_TO_TWENTY = [float(v) for v in range(20, 0, -1)]  # unsorted on purpose
@@ -510,19 +749,20 @@ def score(
     citations: int,
     latency: float,
     error: str = "",
+    gold: tuple[int, int] = (0, 0),
 ) -> CaseScore:
     return CaseScore(
-        id, answerable, refused, fact, evidence, rr, cit_recall, precise, citations, latency, error
+        id, answerable, refused, fact, evidence, rr, cit_recall, precise, citations, latency, error, *gold
     )
 
 
 SCORES = [
-    score("a1", True, False, 1.0, 1.0, 1.0, 1.0, 2, 2, 100),  # passed
-    score("a2", True, False, 0.5, 0.5, 0.5, 0.5, 1, 2, 300),  # partial: not passed
+    score("a1", True, False, 1.0, 1.0, 1.0, 1.0, 2, 2, 100, gold=(1, 2)),  # passed
+    score("a2", True, False, 0.5, 0.5, 0.5, 0.5, 1, 2, 300, gold=(2, 2)),  # partial: not passed
     score("a3", True, True, 0.0, 1.0, 0.0, None, 0, 0, 200),  # false refusal
     score("u1", False, True, None, None, None, None, 0, 0, 50),  # right refusal: passed
     score("u2", False, False, None, None, None, 0.0, 0, 1, 400),  # answered the unanswerable
-    score("e1", True, False, None, None, None, None, 0, 0, 999, "RuntimeError: boom"),  # error
+    score("e1", True, False, None, None, None, None, 0, 0, 999, "RuntimeError: boom", (0, 9)),  # error
 ]
 
 
@@ -540,6 +780,7 @@ def test_summarize() -> None:
         "evidence_recall": (1.0 + 0.5 + 1.0) / 3,
         "mrr": (1.0 + 0.5 + 0.0) / 3,
         "citation_recall": (1.0 + 0.5 + 0.0) / 3,  # answered: a1 a2 u2
+        "citation_precision_gold": (1 + 2) / (2 + 2),  # a1 a2; the error's 0/9 is left out
         "citation_precision": (2 + 1 + 0) / (2 + 2 + 1),
         "refusal_rate": 1 / 2,  # unanswerable only: u1 refused, u2 did not
         "false_refusal_rate": 1 / 3,  # answerable only: a3 of a1 a2 a3
@@ -550,6 +791,7 @@ def test_summarize() -> None:
     assert summary.keys() == expected.keys()
     for key, value in expected.items():
         assert summary[key] == pytest.approx(value), key
+    assert set(METRIC_NAMES) <= summary.keys()  # every name a threshold may use is reported
 
 
 def test_summarize_nothing() -> None:

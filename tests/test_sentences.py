@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.sentences import paragraph_spans, sentence_spans, split_sentences
+from rag.text import paragraph_spans, sentence_spans, split_sentences
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from rag.evidence import EvidenceScorer
 from rag.generators.base import Generator
-from rag.settings import GeneratorSettings
+from rag.settings import Settings
 
 GENERATORS = ("extractive", "openai")
 
@@ -12,13 +13,14 @@ class UnknownGenerator(ValueError):
     """A generator name that is not registered."""
 
 
-def make_generator(settings: GeneratorSettings) -> Generator:
-    if settings.name == "extractive":
+def make_generator(settings: Settings, scorer: EvidenceScorer) -> Generator:
+    g = settings.generator
+    if g.name == "extractive":
         from rag.generators.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator(settings.max_sentences)
-    if settings.name == "openai":
+        return ExtractiveGenerator(scorer, settings.answer, g.max_sentences)
+    if g.name == "openai":
         from rag.generators.openai import OpenAIGenerator
 
-        return OpenAIGenerator(settings)
-    raise UnknownGenerator(f"unknown generator {settings.name!r}; known: {', '.join(GENERATORS)}")
+        return OpenAIGenerator(g)
+    raise UnknownGenerator(f"unknown generator {g.name!r}; known: {', '.join(GENERATORS)}")

@@ -1,12 +1,12 @@
-"""The answer generator interface: passages in, answer text with `[n]` markers out, streamed in pieces."""
+"""The answer generator interface: the question, the passages and the history in; answer text with `[n]`
+markers out, streamed in pieces."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from rag.evidence import Evidence
 from rag.types import Passage, Turn
 
 REFUSAL = "The documents don't contain the answer to this question."
@@ -18,15 +18,10 @@ class GeneratorError(RuntimeError):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    question: str
+    question: str  # the user's question (orders removed)
     query: str  # the standalone retrieval query
     passages: list[Passage]  # marker [n] refers to passages[n - 1]
-    evidence: list[Evidence] = field(default_factory=list)  # scored sentences, best first
-    lead: int = 1  # the first `lead` evidence sentences each answer a part of the question
     history: Sequence[Turn] = ()
-    listings: list[tuple[str, list[int]]] = field(
-        default_factory=list
-    )  # thread-structure answers: kind, passages
 
 
 class Generator(ABC):

@@ -17,9 +17,8 @@ import httpx
 
 from rag.condense import Condenser, RuleCondenser
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
-from rag.generators.extractive import attribution
 from rag.settings import GeneratorSettings
-from rag.types import Passage, Turn
+from rag.types import Passage, Turn, context_line
 
 HISTORY_TURNS = 6  # prior turns sent along with a question
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
@@ -51,13 +50,11 @@ def _strip_markers(text: str) -> str:
 
 
 def passage_label(passage: Passage) -> str:
-    """'(source corpus/a.md; title "…")', plus author, votes and reply target for a thread comment."""
-    parts = [f"source {passage.source}"]
-    if passage.title:
-        parts.append(f"title “{passage.title}”")
+    """'(source corpus/a.md; Title › Section)', or the author line (votes, reply-to) of a thread comment."""
+    where = context_line(passage.metadata)
     if passage.kind == "comment":
-        parts.append(f"comment by {attribution(passage)}")
-    return f"({'; '.join(parts)})"
+        where = f"{passage.title}; comment by {where}"
+    return f"(source {passage.source}; {where})" if where else f"(source {passage.source})"
 
 
 def history_messages(history: Sequence[Turn], turns: int = HISTORY_TURNS) -> list[dict[str, str]]:

@@ -1,8 +1,11 @@
-"""Sentence and paragraph spans: offsets into the text, so every piece maps back to its source."""
+"""Text utilities that ingest and answering share: sentence and paragraph spans (offsets into the text, so
+every piece maps back to its source) and the content-word tokenizer of BM25 and the evidence scorer."""
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 Span = tuple[int, int]
 
@@ -123,3 +126,36 @@ def _append(text: str, spans: list[Span], s: int, e: int) -> None:
 def split_sentences(text: str) -> list[str]:
     """The sentences of `text` as strings."""
     return [text[s:e] for s, e in sentence_spans(text)]
+
+
+_TOKEN = re.compile(r"£?\d[\d,.]*\d|\w+", re.UNICODE)
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most my
+    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
+    some such than that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves s t don doesn didn isn wasn weren won wouldn shouldn also did does said says say
+    tell told according""".split()
+)
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(text: str, stem: bool = True) -> list[str]:
+    """Lower-cased content words (stopwords dropped), stemmed; numbers lose their separators."""
+    words = []
+    for match in _TOKEN.finditer(text.lower()):
+        word = match.group(0)
+        if word[0] == "£" or word[0].isdigit():
+            word = word.lstrip("£").replace(",", "")
+        elif word in STOPWORDS:
+            continue
+        words.append(word)
+    return list(_stemmer().stemWords(words)) if stem else words

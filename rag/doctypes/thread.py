@@ -1,18 +1,20 @@
-"""Questions about a forum thread's structure, answered from its comments' metadata.
+"""Forum threads: questions about a thread's structure, answered from its comments' metadata.
 
 "Which comments are marked as edited?", "Whose comment got the most downvotes?", "Who is the original
-poster?" are not answered by any sentence of the text: the answer is in the metadata the thread parser
-recorded (author, votes, edited flag, OP flag, reply-to). Each matching comment is cited by its own
-passage, with an attribution ("cyd@lemmy.world (3 up, 12 down; edited) wrote: ...") whose details the
-verifier checks against that passage's metadata.
+poster?", "How many upvotes did X's comment get?", "Who replied to X?" are not answered by any sentence of
+the text: the answer is in the metadata the thread parser recorded (author, votes, edited flag, OP flag,
+reply-to). Each matching comment is cited by its own passage, and the claim is the comment's metadata line
+(written by ingest into the chunk's `context`), which the verifier checks against that passage.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from rag.types import Passage
+from rag.doctypes.base import DocumentType, Structured
+from rag.types import Passage, context_line
 
 _LISTINGS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -109,3 +111,49 @@ def implied_filters(question: str, authors: set[str]) -> dict[str, object] | Non
     if _OP.search(question):
         return {"is_op": True}
     return None
+
+
+_VOTES = re.compile(r"\b(up|down)?-?votes?\b|\bupvot|\bdownvot|\bscore[ds]?\b", re.I)
+_RELATION = re.compile(
+    r"\b(repl(y|ied|ies|ying)|respond(ed|ing)?|answer(ed|ing)) to\b|\bwho (replied|responded|answered)\b",
+    re.I,
+)
+
+
+class ThreadType(DocumentType):
+    def __init__(self, comments: Sequence[Passage]) -> None:
+        self.comments = list(comments)
+        self.authors = {c.author for c in self.comments if c.author}
+
+    def filters(self, question: str) -> dict[str, Any] | None:
+        return implied_filters(question, self.authors)
+
+    def answer(self, question: str, passages: list[Passage]) -> Structured | None:
+        from rag.evidence import split_question
+
+        kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
+        if kinds:
+            paths = {p.metadata.get("path") for p in passages if p.kind == "comment"}
+            comments = comments_of([c for c in self.comments if not paths or c.metadata.get("path") in paths])
+            cited: list[Passage] = []
+            lines = []
+            for kind in kinds:
+                found = select(kind, comments)
+                if not found:
+                    continue
+                lines.append(INTRO[kind])
+                for c in found:
+                    if c not in cited:
+                        cited.append(c)
+                    lines.append(f"{context_line(c.metadata)}. [{cited.index(c) + 1}]")
+            return Structured("\n\n".join(lines), cited) if cited else None
+        filtered = [p for p in passages if p.kind == "comment"]
+        if not filtered or not self.filters(question):
+            return None
+        if _VOTES.search(question):  # the votes of the comment the question names
+            return Structured(f"{context_line(filtered[0].metadata)}. [1]", filtered[:1])
+        if _RELATION.search(question):  # who replied to whom
+            found = comments_of(filtered)
+            lines = [f"{context_line(c.metadata)}. [{n}]" for n, c in enumerate(found, 1)]
+            return Structured("\n\n".join(lines), found)
+        return None

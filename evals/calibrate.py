@@ -1,0 +1,251 @@
+"""Fit the answerer's deciding constants on the tuning suites: `rag eval --calibrate`.
+
+Two steps, both re-runnable by anyone, on the suites whose role is "tuning" (held-out suites are never
+read here):
+1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`): a grid search
+   for the weights whose extractive selection covers the most fact groups of the answerable cases.
+2. The evidence judge (`answer.judge_weights`): a logistic regression of "answerable" on the best
+   evidence's features, with its bias then moved to the value that maximises balanced accuracy (the mean
+   of refusal on unanswerable cases and of answering answerable ones).
+Retrieval does not depend on these settings, so each case is retrieved once. The result is written to
+`rag/calibration.toml`, which `AnswerSettings` reads its defaults from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evals.dataset import EvalCase, load_dataset
+from evals.metrics import fact_matches
+from evals.suites import Suite
+from rag.embeddings import Embedder
+from rag.lexical import LexicalIndex
+from rag.settings import AnswerSettings, Settings
+from rag.types import Passage, Turn
+
+CALIBRATION = Path(__file__).resolve().parent.parent / "rag" / "calibration.toml"
+GRID = {
+    "w_similarity": (0.3, 0.5, 0.7),
+    "w_coverage": (0.1, 0.3, 0.5),
+    "w_context": (0.0, 0.2, 0.4),
+    "untyped_penalty": (0.1, 0.3),
+}
+JUDGE_GRID = {"typed_focus": (0.0, 0.25, 0.5, 0.75)}  # fitted with the judge (it decides refusals)
+FITTED = (*GRID, *JUDGE_GRID, "judge_weights")
+
+
+@dataclass
+class Prepared:
+    """A case retrieved once: what the answerer sees of it."""
+
+    suite: str
+    case: EvalCase
+    question: str  # standalone (orders removed, follow-ups condensed)
+    query: str
+    passages: list[Passage]
+    history: list[Turn]
+    structured: bool  # answered from document structure (a plug-in), not by the judge
+    orders_only: bool
+    lexical: LexicalIndex
+
+
+def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepared]:
+    """Ingest a suite's corpus into a temporary index and retrieve every case once."""
+    from evals.runner import temporary_index
+    from rag.condense import standalone_question
+    from rag.orders import information_need
+    from rag.pipeline import build_pipeline, parse_history
+
+    cases = load_dataset(suite.dataset)
+    prepared = []
+    with temporary_index(suite.corpus, settings, embedder=embedder) as index:
+        pipeline = build_pipeline(index.settings, embedder=embedder, store=index.store)
+        k = settings.retrieval.k
+        for case in cases:
+            turns = parse_history(case.history, settings.answer.max_history_turns)
+            need = information_need(case.question)
+            if not need.strip():
+                prepared.append(Prepared(suite.name, case, "", "", [], turns, False, True, pipeline.lexical))
+                continue
+            query = pipeline.condenser.condense(need, turns)
+            implied = next((f for d in pipeline.doctypes or [] if (f := d.filters(need))), None)
+            passages = pipeline.retriever.retrieve(query, k, implied) if implied else []
+            passages = passages or pipeline.retriever.retrieve(query, k)
+            resolved = standalone_question(query) if turns else need
+            structured = any(d.answer(resolved, passages) for d in pipeline.doctypes or [])
+            prepared.append(
+                Prepared(
+                    suite.name, case, resolved, query, passages, turns, structured, False, pipeline.lexical
+                )
+            )
+    return prepared
+
+
+def _selection_coverage(samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder) -> float:
+    """Mean share of fact groups that the extractive selection covers, over answerable cases."""
+    from rag.evidence import EvidenceScorer
+    from rag.generators.base import GenerationRequest
+    from rag.generators.extractive import ExtractiveGenerator
+
+    total = 0.0
+    count = 0
+    scorers: dict[int, EvidenceScorer] = {}
+    for s in samples:
+        if not s.case.answerable or s.structured or s.orders_only:
+            continue
+        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, answer))
+        chosen = ExtractiveGenerator(scorer, answer).select(
+            GenerationRequest(s.question, s.query, s.passages, s.history)
+        )
+        text = " ".join(ev.text for ev in chosen)
+        total += sum(any(fact_matches(a, text) for a in g) for g in s.case.facts) / len(s.case.facts)
+        count += 1
+    return total / count if count else 0.0
+
+
+def features(
+    samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder
+) -> list[tuple[list[float] | None, bool]]:
+    """(the judge's feature vector, or None when the evidence refuses by type; answerable) per case that
+    reaches the judge."""
+    from rag.evidence import EvidenceScorer
+
+    rows: list[tuple[list[float] | None, bool]] = []
+    scorers: dict[int, EvidenceScorer] = {}
+    for s in samples:
+        if s.structured or s.orders_only:
+            continue
+        if not s.passages:
+            rows.append((None, s.case.answerable))
+            continue
+        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, answer))
+        assessment = scorer.assess(s.question, s.query, s.passages, s.history)
+        usable = assessment.features is not None and assessment.lead
+        rows.append(
+            (assessment.features.vector() if usable and assessment.features else None, s.case.answerable)
+        )
+    return rows
+
+
+def fit_logistic(
+    xs: Sequence[Sequence[float]], ys: Sequence[bool], l2: float = 0.01, steps: int = 4000
+) -> list[float]:
+    """L2-regularised logistic regression by gradient descent (classes weighted to balance): [bias, *w]."""
+    n, d = len(xs), len(xs[0])
+    positives = sum(ys) or 1
+    negatives = (n - sum(ys)) or 1
+    weight = [n / (2 * positives) if y else n / (2 * negatives) for y in ys]
+    w = [0.0] * (d + 1)
+    rate = 0.5
+    for _ in range(steps):
+        grad = [0.0] * (d + 1)
+        for x, y, c in zip(xs, ys, weight, strict=True):
+            z = w[0] + sum(wi * xi for wi, xi in zip(w[1:], x, strict=True))
+            p = 1 / (1 + math.exp(-max(min(z, 50), -50)))
+            g = c * (p - float(y))
+            grad[0] += g
+            for j, xj in enumerate(x):
+                grad[j + 1] += g * xj
+        for j in range(d + 1):
+            reg = l2 * w[j] if j else 0.0
+            w[j] -= rate * (grad[j] / n + reg)
+    return w
+
+
+def balanced_accuracy(rows: Sequence[tuple[list[float] | None, bool]], weights: Sequence[float]) -> float:
+    """Mean of the answered share of answerable cases and the refused share of unanswerable ones."""
+    answered = [False if x is None else _z(weights, x) >= 0 for x, _ in rows]
+    pos = [a for a, (_, y) in zip(answered, rows, strict=True) if y]
+    neg = [not a for a, (_, y) in zip(answered, rows, strict=True) if not y]
+    return (sum(pos) / max(len(pos), 1) + sum(neg) / max(len(neg), 1)) / 2
+
+
+def _z(weights: Sequence[float], x: Sequence[float]) -> float:
+    return weights[0] + sum(w * v for w, v in zip(weights[1:], x, strict=True))
+
+
+def fit_judge(rows: Sequence[tuple[list[float] | None, bool]]) -> tuple[list[float], float]:
+    """The judge's weights, and the balanced accuracy they reach on `rows`."""
+    data = [(x, y) for x, y in rows if x is not None]
+    if not data or all(y for _, y in data) or not any(y for _, y in data):
+        raise ValueError("calibration needs answerable and unanswerable cases that reach the judge")
+    weights = fit_logistic([x for x, _ in data], [y for _, y in data])
+    # Move the bias to the best balance point (the regression's own 0.5 ignores cases refused by type).
+    candidates = sorted({-_z([0.0, *weights[1:]], x) for x, _ in data})
+    best = max(
+        candidates, key=lambda b: (balanced_accuracy(rows, [b + 1e-9, *weights[1:]]), -abs(b - weights[0]))
+    )
+    weights = [best + 1e-6, *weights[1:]]
+    return [round(w, 4) for w in weights], balanced_accuracy(rows, weights)
+
+
+def calibrate(
+    suites: Sequence[Suite],
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fit the settings named in FITTED on the tuning suites; returns the values and how well they do."""
+    tuning = [s for s in suites if not s.held_out]
+    if not tuning:
+        raise ValueError("no tuning suites to calibrate on")
+    embedder = embedder or Embedder(settings.embedding)
+    samples: list[Prepared] = []
+    for suite in tuning:
+        if progress:
+            progress(f"retrieving {suite.name}")
+        samples.extend(prepare(suite, settings, embedder))
+    best: tuple[float, dict[str, float]] | None = None
+    names = list(GRID)
+    for values in itertools.product(*(GRID[n] for n in names)):
+        trial = dict(zip(names, values, strict=True))
+        answer = settings.answer.model_copy(update=trial)
+        coverage = _selection_coverage(samples, answer, embedder)
+        if progress:
+            progress(f"{trial}: fact coverage {coverage:.3f}")
+        if best is None or coverage > best[0] + 1e-9:
+            best = (coverage, trial)
+    assert best is not None
+    judged: tuple[float, dict[str, Any]] | None = None
+    for values in itertools.product(*JUDGE_GRID.values()):
+        trial = {**best[1], **dict(zip(JUDGE_GRID, values, strict=True))}
+        answer = settings.answer.model_copy(update=trial)
+        weights, accuracy = fit_judge(features(samples, answer, embedder))
+        if progress:
+            progress(f"{trial}: balanced accuracy {accuracy:.3f}")
+        if judged is None or accuracy > judged[0] + 1e-9:
+            judged = (accuracy, {**trial, "judge_weights": weights})
+    assert judged is not None
+    return {
+        "suites": [s.name for s in tuning],
+        "cases": len(samples),
+        "fact_coverage": round(best[0], 4),
+        "balanced_accuracy": round(judged[0], 4),
+        "answer": judged[1],
+    }
+
+
+def write(result: dict[str, Any], path: Path = CALIBRATION) -> None:
+    lines = [
+        "# Written by `rag eval --calibrate` (evals/calibrate.py): the answerer's deciding constants, fitted",
+        f"# on the tuning suites {', '.join(result['suites'])} ({result['cases']} cases). Selection covers "
+        f"{result['fact_coverage']:.3f} of the fact groups;",
+        f"# the judge's balanced accuracy is {result['balanced_accuracy']:.3f}. AnswerSettings reads its "
+        "defaults from here.",
+        "[answer]",
+    ]
+    for key, value in result["answer"].items():
+        lines.append(f"{key} = {value!r}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def load(path: Path = CALIBRATION) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        return dict(tomllib.load(handle).get("answer", {}))

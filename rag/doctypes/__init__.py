@@ -1,0 +1,25 @@
+"""Document-type plug-ins: what a format knows about its own structure, so the core knows no format.
+
+A plug-in may narrow retrieval to the part of the corpus a question names (`filters`), and may answer
+questions about the documents' structure from their metadata (`answer`). Today: forum threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rag.doctypes.base import DocumentType, Structured
+from rag.types import Passage
+
+__all__ = ["DocumentType", "Structured", "plugins"]
+
+
+def plugins(records: Sequence[Passage]) -> list[DocumentType]:
+    """The plug-ins for the document types present in the index."""
+    from rag.doctypes.thread import ThreadType
+
+    found: list[DocumentType] = []
+    comments = [r for r in records if r.kind == "comment"]
+    if comments:
+        found.append(ThreadType(comments))
+    return found

@@ -1,0 +1,28 @@
+"""The document-type plug-in interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.types import Passage
+
+
+@dataclass(frozen=True)
+class Structured:
+    """An answer read off the documents' metadata: text with `[n]` markers into `passages`."""
+
+    text: str
+    passages: list[Passage] = field(default_factory=list)
+
+
+class DocumentType(ABC):
+    def filters(self, question: str) -> dict[str, Any] | None:
+        """Metadata filters the question implies (a commenter it names), or None."""
+        return None
+
+    @abstractmethod
+    def answer(self, question: str, passages: list[Passage]) -> Structured | None:
+        """An answer from the structure of the documents of this type, or None when the question is not
+        about their structure."""
