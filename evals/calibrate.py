@@ -74,11 +74,11 @@ def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepar
                 prepared.append(Prepared(suite.name, case, "", "", [], turns, False, True, pipeline.lexical))
                 continue
             query = pipeline.condenser.condense(need, turns)
-            implied = next((f for d in pipeline.doctypes or [] if (f := d.filters(need))), None)
+            implied = next((f for d in pipeline.doctypes or [] if (f := d.filters(query))), None)
             passages = pipeline.retriever.retrieve(query, k, implied) if implied else []
             passages = passages or pipeline.retriever.retrieve(query, k)
             resolved = standalone_question(query) if turns else need
-            structured = any(d.answer(resolved, passages) for d in pipeline.doctypes or [])
+            structured = any(d.answer(query, passages) for d in pipeline.doctypes or [])
             prepared.append(
                 Prepared(
                     suite.name, case, resolved, query, passages, turns, structured, False, pipeline.lexical

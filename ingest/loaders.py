@@ -171,12 +171,27 @@ def load_pdf(path: Path, source: str, data: bytes) -> Document:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
         raise LoaderError(f"broken PDF ({type(exc).__name__})") from None
-    text = "\n\n".join(pdf_paragraphs(p) for p in pages if p)
+    text = "\n\n".join(pdf_paragraphs(p) for p in without_running_lines(pages) if p)
     if not text.strip():
         raise LoaderError("PDF has no extractable text (scanned images?)")
     rendered = render_text(text)
     title = str(info_title).strip() or _first_heading(rendered) or _title_from_path(path)
     return _document(path, source, rendered, title, "pdf", mapped=False)
+
+
+def without_running_lines(pages: list[str]) -> list[str]:
+    """Pages without their running headers and footers: lines that recur (digits aside, so "page 3 of
+    9" recurs) on at least half of a document's pages, when it has three or more."""
+    if len(pages) < 3:
+        return pages
+    from collections import Counter
+
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", line.strip())
+
+    counts = Counter(k for page in pages for k in {key(line) for line in page.splitlines() if line.strip()})
+    running = {k for k, n in counts.items() if n >= len(pages) / 2}
+    return ["\n".join(line for line in page.splitlines() if key(line) not in running) for page in pages]
 
 
 def pdf_paragraphs(page: str) -> str:

@@ -116,7 +116,7 @@ _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+|$)")
 _ATX_CLOSE = re.compile(r"[ \t]+#+[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_ITEM = re.compile(r"^([ \t]*)(?:[-*+]|\d{1,9}[.)])(?:[ \t]+(?:\[[ xX]\][ \t]+)?|$)")
+_ITEM = re.compile(r"^([ \t]*)(?:[-*+•●▪◦‣∙·]|\d{1,9}[.)])(?:[ \t]+(?:\[[ xX]\][ \t]+)?|$)")
 _QUOTE = re.compile(r"^ {0,3}>[ \t]?")
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]^]+\]:\s*\S+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(?:\|\s*:?-{1,}:?\s*)*\|?\s*$")
@@ -308,9 +308,7 @@ def render_text(source: str, start: int = 0, end: int | None = None) -> Rendered
             out.block([(source[k], k) for k in range(ps, pe)], "heading", 2)
             continue
         lines = _lines(source[:pe], ps)
-        if len(lines) > 1 and all(
-            _ITEM.match(source[a:b]) or source[a:b].startswith((" ", "\t")) for a, b in lines
-        ):
+        if _ITEM.match(source[lines[0][0] : lines[0][1]]):  # a list: each marker starts an item
             current: list[tuple[str, int]] = []
             for a, b in lines:
                 bullet = _ITEM.match(source[a:b])
@@ -361,13 +359,21 @@ def render_html(soup: object) -> Rendered:
         tag.decompose()
     out = Rendered()
 
+    def inside(child: NavigableString, node: Tag, skip: tuple[str, ...]) -> bool:
+        """Whether `child` sits in a `skip` element below `node`."""
+        for parent in child.parents:
+            if parent is node:
+                return False
+            if parent.name in skip:
+                return True
+        return False
+
     def text_of(node: Tag, skip: tuple[str, ...] = ()) -> str:
-        parts = []
-        for child in node.descendants:
-            if isinstance(child, NavigableString) and not any(
-                p.name in skip for p in child.parents if p is not node and isinstance(p, Tag)
-            ):
-                parts.append(str(child))
+        parts = [
+            str(child)
+            for child in node.descendants
+            if type(child) is NavigableString and not (skip and inside(child, node, skip))
+        ]
         return " ".join("".join(parts).split())
 
     def add(text: str, kind: str, level: int = 0) -> None:

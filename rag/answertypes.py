@@ -46,15 +46,16 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "date": re.compile(
-        rf"\b(?:1[5-9]|20)\d\d\b|\b(?:{_MONTHS})\b\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?)?|\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?(?:{_MONTHS})\b"
-        rf"|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b|\b(?:{_WEEKDAYS})\b"
+        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b"
+        rf"|\b(?:{_MONTHS})\b\.?(?:\s\d{{1,2}}(?:st|nd|rd|th)?)?|\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?(?:{_MONTHS})\b"
+        rf"|\b(?:1[5-9]|20)\d\d\b|\b(?:{_WEEKDAYS})\b"
         r"|\b(?:yesterday|today|tomorrow|annually|every year|each year|(?:last|next|this) (?:year|month|week|quarter))\b",
         re.I,
     ),
     "percent": re.compile(rf"{_NUM}\s?(?:%|per ?cent\b|percentage points?\b)", re.I),
     "money": re.compile(
-        rf"[{_CURRENCY_SYMBOLS}]\s?\d[\d,.]*{_SCALE}|\b\d[\d,.]*{_SCALE}\s?(?:{_CURRENCY_WORDS})\b"
-        rf"|\b(?:{_CURRENCY_WORDS})\s?\d[\d,.]*{_SCALE}",
+        rf"[{_CURRENCY_SYMBOLS}]\s?\d+(?:[.,]\d+)*{_SCALE}|\b\d+(?:[.,]\d+)*{_SCALE}\s?(?:{_CURRENCY_WORDS})\b"
+        rf"|\b(?:{_CURRENCY_WORDS})\s?\d+(?:[.,]\d+)*{_SCALE}",
         re.I,
     ),
     "count": re.compile(_NUM, re.I),
@@ -121,8 +122,38 @@ _FIRST = re.compile(
 )
 
 
+_PAGE = re.compile(
+    r"^\W*(?:(?:in |on )?(?:which|what) (?:\w+ )?(?:page|document|doc|article|section|file|guide|policy|chapter|part)s?"
+    r"|where (?:in (?:the )?\w+ )?(?:can i|do i|should i|would i|could i) (?:find|read|look|see)"
+    r"|where (?:in (?:the )?\w+ )?(?:is|are) (?:it )?(?:explained|described|covered|documented|listed))\b"
+    r"(?P<verb>(?:\s+(?:of|in|from) (?:the )?\w+)?\s+(?:\w+\s+){0,2}?(?:covers?|covered|explains?|explained|describes?|described|discuss(?:es)?|lists?|listed|mentions?|talks? about|tells? (?:me|you|us)|walks? (?:me|you|us) through|deals? with|documents?|has|have|contains?|says?|is about|about|on|for|information about|info on|details)\b|)",
+    re.I,
+)
+
+
+_PAGE_WHERE = re.compile(
+    r"^\W*where (?:in (?:the )?\w+ )?(?:is|are) (?P<topic>.+?) (?:explained|described|covered|documented|listed|discussed|defined)\b",
+    re.I,
+)
+
+
+def page_topic(question: str) -> str | None:
+    """For a question asking which page covers something ("Which page explains how to request leave?"),
+    what it is about ("how to request leave"); None for other questions."""
+    where = _PAGE_WHERE.match(question)
+    if where:
+        return where.group("topic")
+    match = _PAGE.match(question)
+    if not match:
+        return None
+    topic = question[match.end() :].strip(" ?.!")
+    return topic if re.search(r"\w", topic) else None
+
+
 def expected_kind(question: str) -> str | None:
     """The kind of value the question asks for, or None (what/how/why questions that want a description)."""
+    if page_topic(question):
+        return "page"
     first = _FIRST.search(question)
     opening = question[first.start() :] if first else question
     for kind, pattern in _OPENINGS:
@@ -176,8 +207,11 @@ def new_values(kind: str | None, text: str, known: str) -> list[Value]:
     found: list[Value] = []
     stated = {v.key for k in accepted(kind) for v in values(k, known)}
     stated_digits = {d for key in stated for d in _digits(key)}
+    years = {(v.start, v.end) for v in values("date", text) if re.fullmatch(r"\d{4}", v.text)}
     for k in accepted(kind):
         for value in values(k, text):
+            if k == "count" and (value.start, value.end) in years:
+                continue  # a year is a date, not a count
             if value.key in stated or (_digits(value.key) <= stated_digits and re.search(r"\d", value.key)):
                 continue
             found.append(value)

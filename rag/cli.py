@@ -213,7 +213,9 @@ def _print_sources(answer: object) -> None:
     for c in answer.citations:
         p = c.passage
         who = f" — {p.author}" if p.author else ""
-        typer.echo(f"  [{c.marker}] {p.title} ({p.source}{who})\n      “{_snippet(c.quote, 240)}”")
+        where = f"{p.title} › {p.section}" if p.section else p.title
+        quotes = "\n      ".join(f"“{_snippet(q, 240)}”" for q in c.quotes)
+        typer.echo(f"  [{c.marker}] {where} ({p.source}{who})\n      {quotes}")
 
 
 def _snippet(text: str, limit: int = 160) -> str:

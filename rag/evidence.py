@@ -4,7 +4,7 @@ Signals, each the same for any corpus:
 - similarity: cosine between the query and the sentence (read with its section heading) embeddings;
 - coverage: the IDF-weighted share of the question's content words found in the sentence itself;
 - context coverage: the same share over the sentence together with where it sits (page title, section
-  path, its paragraph and the paragraph before, a comment's author line);
+  path, its paragraph and the paragraphs either side, a comment's author line);
 - answer type: when the question asks for a kind of value (`rag.answertypes`), whether the sentence
   states one that the question does not already give;
 - follow-ups: nearness to what the previous answer quoted (same paragraph), and a penalty for repeating it.
@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.answertypes import accepted, expected_kind, focus, new_values
+from rag.answertypes import accepted, expected_kind, focus, new_values, page_topic
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex
 from rag.orders import is_order
@@ -53,9 +53,20 @@ class Features:
     context: float
     focus_context: float  # share of what the question asks about ("the monthly maximum") in its context
     focus_similarity: float  # similarity of what the question asks about and the sentence
+    soft_context: (
+        float  # like `context`, a word absent from the context counting its closest word's similarity
+    )
+    soft_focus: float  # the same for the focus
 
     def vector(self) -> list[float]:
-        return [self.similarity, self.context, self.focus_context, self.focus_similarity]
+        return [
+            self.similarity,
+            self.context,
+            self.focus_context,
+            self.focus_similarity,
+            self.soft_context,
+            self.soft_focus,
+        ]
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,18 @@ def split_question(question: str) -> list[str]:
             piece = f"{piece.rstrip('?')} {parts[-1]}"
         parts.append(piece)
     return parts if len(parts) > 1 else [question]
+
+
+def split_asking(question: str) -> tuple[str, str]:
+    """(the sentence that asks, what the user said before it): "I joined six months ago. Can I use
+    parental leave?" asks "Can I use parental leave?"."""
+    from rag.text import split_sentences
+
+    sentences = split_sentences(question)
+    if len(sentences) < 2:
+        return question, ""
+    asking = next((n for n, x in enumerate(sentences) if x.rstrip().endswith("?")), len(sentences) - 1)
+    return " ".join(sentences[asking:]), " ".join(sentences[:asking])
 
 
 def _normal(text: str) -> str:
@@ -118,8 +141,10 @@ class EvidenceScorer:
     ) -> list[Evidence]:
         """Every sentence of the passages (once, even when chunks overlap), best first."""
         s = self.settings
-        terms = self._weights(question)
-        extra = {t: w for t, w in self._weights(query).items() if t not in terms}  # a follow-up's context
+        asking, preamble = split_asking(question)
+        terms = self._weights(asking)
+        # what the user said before asking, and a follow-up's context, count as context
+        extra = {t: w for t, w in self._weights(f"{preamble} {query}").items() if t not in terms}
         total = sum(terms.values()) or 1.0
         extra_total = sum(extra.values()) or 1.0
         kind = expected_kind(question)
@@ -149,14 +174,9 @@ class EvidenceScorer:
                     continue
                 seen.add(key)
                 p = next((n for n, (pa, pb) in enumerate(paragraphs) if pa <= a < pb), 0)
-                before = paragraphs[p - 1] if p else (a, a)
-                nearby = (
-                    passage.text[before[0] : before[1]]
-                    + " "
-                    + passage.text[paragraphs[p][0] : paragraphs[p][1]]
-                    if paragraphs
-                    else ""
-                )
+                # its paragraph and the ones either side (a list's lead-in, an item's neighbours)
+                lo, hi = max(p - 1, 0), min(p + 2, len(paragraphs))
+                nearby = passage.text[paragraphs[lo][0] : paragraphs[hi - 1][1]] if paragraphs else ""
                 spans.append((i, a, b))
                 contexts.append(where | set(tokenize(nearby)))
                 near_previous.append(p in repeated)
@@ -195,6 +215,7 @@ class EvidenceScorer:
 
     def features(self, question: str, best: Evidence, passage: Passage) -> Features:
         """The judge's view of the best evidence for `question`."""
+        question = split_asking(question)[0]
         asked = focus(question)
         weights = self._weights(asked)
         total = sum(weights.values())
@@ -205,7 +226,36 @@ class EvidenceScorer:
             focus_similarity = float(vectors[0] @ vectors[1])
         else:
             focus_similarity = best.similarity
-        return Features(best.similarity, best.context, focus_context, focus_similarity)
+        where = f"{context_line(passage.metadata)} {passage.text}"
+        soft_context = self.soft_coverage(question, where)
+        soft_focus = self.soft_coverage(asked, where) if asked else soft_context
+        return Features(
+            best.similarity, best.context, focus_context, focus_similarity, soft_context, soft_focus
+        )
+
+    def soft_coverage(self, question: str, text: str) -> float:
+        """IDF-weighted share of the question's words in `text`, where a word that `text` lacks counts the
+        embedding similarity of its closest word in `text` ("vessels" ~ "warships"): paraphrases keep
+        their credit, questions about what the text never mentions do not."""
+        import numpy as np
+
+        words = list(dict.fromkeys(tokenize(question, stem=False)))
+        if not words:
+            return 1.0
+        present = set(tokenize(text))
+        candidates = [w for w in dict.fromkeys(tokenize(text, stem=False)) if not w.isdigit()]
+        missing = [w for w in words if tokenize(w)[0] not in present]
+        closest: dict[str, float] = {}
+        if missing and candidates:
+            vectors = self.embedder.encode_cached([*missing, *candidates])
+            sims = vectors[: len(missing)] @ vectors[len(missing) :].T
+            closest = {w: float(max(0.0, np.max(row))) for w, row in zip(missing, sims, strict=True)}
+        weights = {w: self.lexical.term_weight(tokenize(w)[0]) for w in words}
+        total = sum(weights.values())
+        return (
+            sum(weights[w] * (closest.get(w, 0.0) if w in closest or w in missing else 1.0) for w in words)
+            / total
+        )
 
     def assess(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
@@ -215,6 +265,10 @@ class EvidenceScorer:
         key = (question, query, tuple(p.id for p in passages), tuple(history))
         if key in self._cache:
             return self._cache[key]
+        topic = page_topic(question)  # "which page covers X?" is answered by the evidence for X
+        if topic:
+            query = query.replace(question, topic) if question in query else topic
+            question = topic
         parts = split_question(question)
         context = query[len(question) :] if query.startswith(question) else ""
         assessed = [

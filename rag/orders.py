@@ -45,7 +45,7 @@ def information_need(question: str) -> str:
     # An order and a question in one sentence: keep what follows the last order clause.
     if not kept:
         tail = re.split(
-            r"(?:,|;| and| then)\s+(?=(?:how|what|which|who|whom|whose|when|where|why|is|are|do|does|did|can)\b)",
+            r"(?:,|;| and| then)\s+(?=(?:(?:tell|show|give) (?:me|us) |explain |say )?(?:how|what|which|who|whom|whose|when|where|why|is|are|do|does|did|can)\b)",
             sentences[-1],
             flags=re.I,
         )

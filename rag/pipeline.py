@@ -132,14 +132,14 @@ class Pipeline:
         answer.query = self.condenser.condense(need, turns)
         lap("condense")
         doctypes = self.doctypes or []
-        implied = None if filters else next((f for d in doctypes if (f := d.filters(need))), None)
+        implied = None if filters else next((f for d in doctypes if (f := d.filters(answer.query))), None)
         passages = self.retriever.retrieve(answer.query, k, implied) if implied else []
         passages = passages or self.retriever.retrieve(answer.query, k, filters)
         passages = self.reranker.rerank(answer.query, passages)
         answer.retrieved = passages
         lap("retrieve")
         resolved = standalone_question(answer.query) if turns else need
-        structured = next((a for d in doctypes if (a := d.answer(resolved, passages))), None)
+        structured = next((a for d in doctypes if (a := d.answer(answer.query, passages))), None)
         context = structured.passages if structured else passages
         if structured is None:
             verdict = self.answerability.judge(resolved, answer.query, passages, turns)

@@ -120,11 +120,12 @@ class AnswerSettings(Section):
     )
     judge_weights: list[float] = Field(
         default_factory=_fit("judge_weights"),
-        min_length=5,
-        max_length=5,
+        min_length=7,
+        max_length=7,
         description="Logistic model of the evidence judge: bias, then weights of the best sentence's "
         "similarity and context coverage, and of how much of what the question asks about (its focus) "
-        "its context holds and how similar the focus and the sentence are.",
+        "its context holds and how similar the focus and the sentence are, then the soft (embedding) "
+        "coverage of the question and of its focus.",
     )
     w_similarity: float = Field(
         default_factory=_fit("w_similarity"),

@@ -115,7 +115,7 @@ def test_dev_set_results_have_the_ask_json_shape(
             assert row["citations"] == []
         for citation in row["citations"]:
             citations += 1
-            assert set(citation) == CITATION_KEYS
+            assert set(citation) >= CITATION_KEYS  # `rag ask --json` may add keys; these stay
             assert citation["quote"] and citation["quote"] in citation["text"]
             assert citation["text"][citation["start"] : citation["end"]] == citation["quote"]
             assert citation["source"].startswith("corpus/")

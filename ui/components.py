@@ -52,7 +52,8 @@ def who(passage: Passage) -> str:
 def card_label(citation: Citation) -> str:
     p = citation.passage
     details = [p.kind or "passage", who(p), f"passage {int(p.metadata.get('position', 0)) + 1}"]
-    return f"[{citation.marker}] {p.title} — " + " · ".join(d for d in details if d)
+    where = f"{p.title} › {p.section}" if p.section else p.title
+    return f"[{citation.marker}] {where} — " + " · ".join(d for d in details if d)
 
 
 def document_span(citation: Citation) -> tuple[str, int, int]:
@@ -79,7 +80,8 @@ def to_markdown(messages: list[dict[str, Any]]) -> str:
             continue
         for c in answer.citations:
             author = f", {c.passage.author}" if c.passage.author else ""
-            out.append(f"- [{c.marker}] {c.passage.title} ({c.passage.source}{author}): “{c.quote}”")
+            quotes = " … ".join(f"“{q}”" for q in c.quotes)
+            out.append(f"- [{c.marker}] {c.passage.title} ({c.passage.source}{author}): {quotes}")
         if answer.refused and answer.related:
             out.append("- Related passages: " + "; ".join(p.source for p in answer.related))
         out.append("")

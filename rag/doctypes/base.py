@@ -25,4 +25,5 @@ class DocumentType(ABC):
     @abstractmethod
     def answer(self, question: str, passages: list[Passage]) -> Structured | None:
         """An answer from the structure of the documents of this type, or None when the question is not
-        about their structure."""
+        about their structure. `question` is the standalone query (a follow-up's context terms in
+        brackets after it)."""

@@ -44,7 +44,8 @@ _LISTINGS: list[tuple[str, re.Pattern[str]]] = [
     (
         "op",
         re.compile(
-            r"\b(who|which (user|commenter|person|account))\b.*\b(original poster|OP|started the thread)\b",
+            r"^\W*(who|which (user|commenter|person|account))\s+(is|was|started|posted)\s+(the\s+)?"
+            r"(original poster|OP|thread|original post)\b",
             re.I,
         ),
     ),
@@ -129,8 +130,10 @@ class ThreadType(DocumentType):
         return implied_filters(question, self.authors)
 
     def answer(self, question: str, passages: list[Passage]) -> Structured | None:
+        from rag.condense import standalone_question
         from rag.evidence import split_question
 
+        query, question = question, standalone_question(question)
         kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
         if kinds:
             paths = {p.metadata.get("path") for p in passages if p.kind == "comment"}
@@ -148,7 +151,7 @@ class ThreadType(DocumentType):
                     lines.append(f"{context_line(c.metadata)}. [{cited.index(c) + 1}]")
             return Structured("\n\n".join(lines), cited) if cited else None
         filtered = [p for p in passages if p.kind == "comment"]
-        if not filtered or not self.filters(question):
+        if not filtered or not self.filters(query):
             return None
         if _VOTES.search(question):  # the votes of the comment the question names
             return Structured(f"{context_line(filtered[0].metadata)}. [1]", filtered[:1])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from rag.answertypes import expected_kind, page_topic
 from rag.condense import standalone_question
 from rag.evidence import Evidence, EvidenceScorer
 from rag.generators.base import REFUSAL, GenerationRequest, Generator
 from rag.settings import AnswerSettings
 from rag.text import tokenize
+from rag.types import context_line
 
 
 def _overlaps(request: GenerationRequest, a: Evidence, b: Evidence) -> bool:
@@ -47,8 +49,8 @@ class ExtractiveGenerator(Generator):
                 break
             if ev.typed is False:
                 continue
-            if any(_overlaps(request, c, ev) for c in chosen):
-                continue
+            if any(_overlaps(request, c, ev) or c.text == ev.text for c in chosen):
+                continue  # the same words again (overlapping chunks, a sentence repeated on two pages)
             new = (set(tokenize(ev.text)) & wanted) - covered
             if new or ev.score >= self.settings.close_ratio * best.score:
                 chosen.append(ev)
@@ -60,10 +62,23 @@ class ExtractiveGenerator(Generator):
         if not chosen:
             yield REFUSAL
             return
+        question = standalone_question(request.query) if request.history else request.question
+        if page_topic(question):  # "which page covers X?": the page (and section), then what it says
+            best = chosen[0]
+            where = context_line(request.passages[best.passage].metadata)
+            yield f"{where} [{best.passage + 1}]\n\n{best.text} [{best.passage + 1}]"
+            return
+        # "Who wrote ...?" about an authored passage (a thread comment): its author line answers it.
+        asks_who = expected_kind(question) == "name"
         # Sentences of one passage stay together, in document order, under one marker.
         order = list(dict.fromkeys(ev.passage for ev in chosen))
         first = True
         for passage in order:
+            meta = request.passages[passage].metadata
+            where = context_line(meta)
+            if asks_who and meta.get("author") and str(meta["author"]) in where:
+                yield ("" if first else "\n\n") + f"{where} [{passage + 1}]"
+                first = False
             for ev in sorted((e for e in chosen if e.passage == passage), key=lambda e: e.start):
                 yield ("" if first else "\n\n") + f"{ev.text} [{ev.passage + 1}]"
                 first = False
