@@ -160,7 +160,7 @@ def synthetic_metadata(texts: Sequence[str], first: int) -> list[dict[str, str |
         out.append(
             {
                 "path": f"/{doc}", "source": doc, "title": f"Synthetic document {i // DOC_CHUNKS}",
-                "loader": "markdown", "kind": "article", "author": "", "position": i % DOC_CHUNKS,
+                "loader": "markdown", "kind": "page", "author": "", "position": i % DOC_CHUNKS,
                 "start": 0, "end": len(text),
             }
         )  # fmt: skip

@@ -11,7 +11,8 @@ the answer's sentences and their cited passages), averaged over the cases it app
 - **citation precision (gold)** (answered answerable cases with evidence): share of the answer's
   citations whose quote matches one of the case's evidence quotes (`quote_matches_gold`: normalized, one
   contains the other, or they share at least half of the shorter one's content words); over all their
-  citations together. The headline citation metric: it needs no judge.
+  citations together. A citation quoting several spans of its passage counts once per span, so quoting
+  more than the evidence costs precision. The headline citation metric: it needs no judge.
 - **citation recall** (ALCE, Gao et al. 2023; answered cases): per answer sentence, 1 when the
   concatenation of its cited passages supports it, else 0 (a sentence without citations scores 0);
   averaged over sentences, then over cases.

@@ -97,7 +97,7 @@ def score_case(
     ]
     recall, precise, total = citation_scores(sentences, supports) if not answer.refused else (0.0, 0.0, 0)
     gold_matched, gold_total = (
-        gold_citations(case, [c.quote for c in answer.citations])
+        gold_citations(case, [quote for c in answer.citations for quote in c.quotes])
         if case.answerable and case.evidence and not answer.refused
         else (0, 0)
     )

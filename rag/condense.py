@@ -2,8 +2,10 @@
 
 Offline (`RuleCondenser`): when the question refers back (a pronoun, "that", "there", an elliptic "and
 the ...?") or has almost no content words, the previous user question's content words and the names and
-numbers of the previous answer are carried into the query. An LLM backend condenses with a prompt
-instead (`rag.generators.openai`).
+numbers of the previous answer are carried into the query, in brackets after the question: retrieval
+reads them, the evidence scorer weighs them below the question's own words, and the previous answer's
+paragraph is preferred (`rag.evidence`). An LLM backend condenses with a prompt instead
+(`rag.generators.openai`).
 """
 
 from __future__ import annotations
@@ -42,8 +44,7 @@ def needs_context(question: str) -> bool:
     words = [w.lower() for w in _WORD.findall(question)]
     if any(w in _REFERRING for w in words) or _FOLLOW_ON.match(question):
         return True
-    content = [t for t in tokenize(question) if t not in ("much", "mani", "exact", "actual")]
-    return len(content) <= 1
+    return len(tokenize(question)) <= 1
 
 
 def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
@@ -69,36 +70,12 @@ def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
     return unique[:limit]
 
 
-_PERSONAL = re.compile(r"\b(he|him|his|she|her|hers)\b", re.I)
-_PERSON = re.compile(
-    r"\b(?:(?:Prof|Professor|Dr|Mr|Mrs|Ms|Sir)\.? )?[A-Z][a-z]+(?: [A-Z][a-z]+){0,2}(?= (?:said|says|wrote|led|left|declined|"
-    r"noted|told|argued|is|was|had|has|who)\b)|\b(?:Prof|Professor|Dr|Mr|Mrs|Ms|Sir)\.? [A-Z][a-z]+(?: [A-Z][a-z]+)?|\b\w+@[\w.]+\w"
-)
-
-
-def person_in(history: Sequence[Turn]) -> str:
-    """The person the last exchange was about: the first name-like subject of the last answer, else of
-    the last question ("Prof Yike Guo", "cyd@lemmy.world")."""
-    for turn in reversed(history):
-        text = _MARKER.sub(" ", turn.content)
-        for match in _PERSON.finditer(text):
-            name = match.group(0)
-            if name.split()[0].lower() not in STOPWORDS:
-                return name
-    return ""
-
-
 class RuleCondenser(Condenser):
-    """Resolves "he/she" to the person of the last exchange, and carries the last exchange's salient
-    terms into the query in brackets (the evidence scorer weighs them below the question's own words)."""
+    """Carries the last exchange's salient terms into the query in brackets."""
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         if not history or not needs_context(question):
             return question
-        person = person_in(history[-2:])
-        if person and _PERSONAL.search(question):
-            possessive = {"his": f"{person}'s", "her": f"{person}'s", "hers": f"{person}'s"}
-            question = _PERSONAL.sub(lambda m: possessive.get(m.group(1).lower(), person), question, count=1)
         terms = salient_terms(history)
         return f"{question} ({' '.join(terms)})" if terms else question
 

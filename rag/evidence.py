@@ -154,7 +154,7 @@ class EvidenceScorer:
         quoted = {
             _normal(x) for x in re.split(r"(?<=[.!?”\"])\s+|\n+", _MARKER.sub(" ", previous)) if len(x) > 20
         }
-        known = f"{question} {previous}"
+        known = question  # a value the question states is no answer (the previous answer's may be: "When?")
 
         spans: list[tuple[int, int, int]] = []
         contexts: list[set[str]] = []
@@ -205,10 +205,10 @@ class EvidenceScorer:
                 # the value must be of what is counted: "how many students" is not answered by "top 10"
                 here = tokens | set(tokenize(passages[i].section))
                 typed = sum(w for t, w in asked.items() if t in here) / asked_total >= s.typed_focus
-            repeat = _normal(text) in quoted
-            ev = Evidence(
-                i, a, b, text, float(similarity), coverage, context, typed, 0.0, near and not repeat, repeat
-            )
+            # a follow-up that asks for a kind of value may find it in what was quoted ("When was that?");
+            # one that asks for more words ("What else?") wants something new
+            repeat = _normal(text) in quoted and kind is None
+            ev = Evidence(i, a, b, text, float(similarity), coverage, context, typed, 0.0, near, repeat)
             evidence.append(replace(ev, score=evidence_score(ev, s)))
         evidence.sort(key=lambda ev: -ev.score)
         return evidence

@@ -17,7 +17,7 @@ from typing import Any
 from rag.text import sentence_spans, tokenize
 from rag.types import context_line
 
-TOKENIZER_VERSION = "4"  # part of the index stamp: a change of tokenization rebuilds the lexical index
+TOKENIZER_VERSION = "5"  # part of the index stamp: a change of tokenization rebuilds the lexical index
 
 
 def index_text(text: str, metadata: dict[str, Any]) -> str:

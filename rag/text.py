@@ -137,7 +137,7 @@ STOPWORDS = frozenset(
     some such than that the their theirs them themselves then there these they this those through to too
     under until up very was we were what when where which while who whom why will with would you your yours
     yourself yourselves s t don doesn didn isn wasn weren won wouldn shouldn also did does said says say
-    tell told according""".split()
+    tell told according much many""".split()
 )
 
 

@@ -280,7 +280,7 @@ def test_passage_by_chunk_id(base: str, client: httpx.Client) -> None:
     citation = client.post(f"{base}/v1/ask", json={"question": FUNDING}).json()["citations"][0]
     passage = client.get(f"{base}/v1/passages/{citation['chunk_id']}").json()
     assert passage["text"] == citation["text"] and passage["title"] == citation["title"]
-    assert passage["end"] > passage["start"] >= 0 and passage["metadata"]["kind"] == "article"
+    assert passage["end"] > passage["start"] >= 0 and passage["metadata"]["kind"] == "page"
     missing = client.get(f"{base}/v1/passages/no-such-chunk")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

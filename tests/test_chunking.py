@@ -73,7 +73,7 @@ def test_article_chunks_carry_front_matter_and_spans() -> None:
     assert len(chunks) >= 5
     assert not any("---" in c.text for c in chunks), "front matter is not content"
     for c in chunks:
-        assert c.metadata["kind"] == "article"
+        assert c.metadata["kind"] == "page"
         assert c.metadata["meta_publisher"] == "The Guardian"
         assert doc.text[c.metadata["start"] : c.metadata["end"]] == c.text  # type: ignore[misc]
     assert any("£500,000 of funding" in c.text for c in chunks)

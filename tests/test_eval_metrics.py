@@ -707,6 +707,18 @@ def test_score_case_counts_gold_citations(
     assert scored.citations == (0 if refused else 2)
 
 
+def test_score_case_counts_every_quoted_span_of_a_citation() -> None:
+    from evals.runner import score_case
+
+    text = GOLD + " The deal was worth £3m."
+    passage = Passage("p1", text, {"source": "a.md"})
+    both = Citation(1, passage, GOLD, 0, len(GOLD)).with_span(len(GOLD) + 1, len(text))
+    assert both.quotes == [GOLD, "The deal was worth £3m."]
+    answer = Answer("q?", "Jari signed a deal with Imperial in 2019; it was worth £3m [1].", [both])
+    scored = score_case(case(facts=[["2019"]], evidence=[GOLD]), answer, 5, word_support)
+    assert (scored.gold_matched, scored.gold_citations) == (1, 2)  # the £3m span is not gold evidence
+
+
 # ---------------------------------------------------------------------------------------------------
 # percentiles and the summary
 

@@ -89,7 +89,7 @@ def test_deleted_file_is_removed_and_bad_files_are_skipped(settings: Settings, c
     assert [i.source.split("/")[-1] for i in report.ignored] == ["photo.png"]
     assert report.chunks_added == 1
     kinds = {m["kind"] for m in records(settings).values()}
-    assert kinds == {"article"}
+    assert kinds == {"page"}
 
 
 def test_failed_file_keeps_its_previous_chunks(settings: Settings, corpus: Path) -> None:

@@ -62,6 +62,14 @@ def test_follow_up_uses_the_conversation(pipeline: Pipeline) -> None:
     assert "Hong Kong University of Science and Technology" in answer.text
     check_citations(answer)
     assert "Guo" in answer.query
+    # "When was that?" after an amount: the date of that amount, from the sentence the answer quoted
+    funding = pipeline.ask("How much funding did Imperial return?")
+    assert "£500,000" in funding.text
+    when = pipeline.ask(
+        "When was that?",
+        [Turn("user", "How much funding did Imperial return?"), Turn("assistant", funding.text)],
+    )
+    assert "October 2021" in when.text and "£18m" not in when.text
 
 
 def test_follow_up_without_history_is_not_answered_the_same(pipeline: Pipeline) -> None:
@@ -88,9 +96,13 @@ def test_stream_yields_deltas_then_citations_then_done(pipeline: Pipeline) -> No
 
 def test_thread_answers_say_who_said_what(pipeline: Pipeline) -> None:
     answer = pipeline.ask("What did cyd say about loyalty pledges?")
-    assert "cyd@lemmy.world" in answer.text and "kabuki theatre" in answer.text
+    assert "kabuki theatre" in answer.text
     check_citations(answer)
+    # who said it is typed metadata of the citation, rendered by the shells, not written into the text
     assert all(c.passage.author == "cyd@lemmy.world" for c in answer.citations)
+    who = pipeline.ask("Who wrote that loyalty pledges are kabuki theatre?")
+    assert "cyd@lemmy.world" in who.text and "kabuki theatre" in who.text
+    check_citations(who)
 
 
 def test_thread_structure_from_metadata(pipeline: Pipeline) -> None:
@@ -100,7 +112,11 @@ def test_thread_structure_from_metadata(pipeline: Pipeline) -> None:
     check_citations(answer)
     assert {c.passage.metadata["edited"] for c in answer.citations} == {True}
     top = pipeline.ask("Whose comment got the most downvotes?")
-    assert "cyd@lemmy.world (3 up, 12 down" in top.text
+    assert (
+        "cyd@lemmy.world" in top.text
+        and "12 downvotes" in top.text
+        and "TheGrandNagus" not in top.text.split(",")[0]
+    )
 
 
 def test_filters_restrict_retrieval(pipeline: Pipeline) -> None:

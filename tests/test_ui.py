@@ -64,7 +64,7 @@ def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> Non
     text = assistant_text(app)
     assert "£500\\,000" in text and "October 2021" in text and "**[1]**" in text
     cards = [e for e in app.expander if e.label.startswith("[1]")]
-    assert cards and "article" in cards[0].label
+    assert cards and "page" in cards[0].label
     highlighted = [md.value for md in cards[0].markdown]
     assert any(":orange-background[**Imperial said no research went ahead" in v for v in highlighted)
 

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from ingest.catalog import Catalog
+from ingest.loaders import chunk_kinds
 from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
 from ui import components as ui
@@ -80,7 +81,8 @@ def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, A
         k = st.slider("Passages per answer", 1, 10, settings.retrieval.k)
         documents = catalog.documents()
         sources = st.multiselect("Sources", [d.source for d in documents], placeholder="all sources")
-        kinds = st.multiselect("Kinds", ["article", "comment", "post"], placeholder="all kinds")
+        present = sorted({kind for d in documents for kind in chunk_kinds(d.loader)})
+        kinds = st.multiselect("Kinds", present, placeholder="all kinds")
         if sources:
             filters["source"] = sources
         if kinds:
