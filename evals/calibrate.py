@@ -3,7 +3,9 @@
 Two steps, both re-runnable by anyone, on the suites whose role is "tuning" (held-out suites are never
 read here):
 1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`): a grid search
-   for the weights whose extractive selection covers the most fact groups of the answerable cases.
+   for the weights whose extractive selection covers the most fact groups of the answerable cases; then
+   how readily further sentences are quoted (`keep_ratio`, `close_ratio`), for the best mean of fact
+   coverage and precision against the gold evidence quotes.
 2. The evidence judge (`answer.judge_weights`): a logistic regression of "answerable" on the best
    evidence's features, with its bias then moved to the value that maximises balanced accuracy (the mean
    of refusal on unanswerable cases and of answering answerable ones).
@@ -36,8 +38,9 @@ GRID = {
     "w_context": (0.0, 0.2, 0.4),
     "untyped_penalty": (0.1, 0.3),
 }
+SELECTION_GRID = {"keep_ratio": (0.6, 0.8, 0.9, 1.0), "close_ratio": (0.85, 0.95, 1.0)}  # further sentences
 JUDGE_GRID = {"typed_focus": (0.0, 0.25, 0.5, 0.75)}  # fitted with the judge (it decides refusals)
-FITTED = (*GRID, *JUDGE_GRID, "judge_weights")
+FITTED = (*GRID, *SELECTION_GRID, *JUDGE_GRID, "judge_weights")
 
 
 @dataclass
@@ -89,12 +92,22 @@ def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepar
 
 def _selection_coverage(samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder) -> float:
     """Mean share of fact groups that the extractive selection covers, over answerable cases."""
+    return _selection(samples, answer, embedder)[0]
+
+
+def _selection(
+    samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder
+) -> tuple[float, float]:
+    """(mean share of fact groups the extractive selection covers, share of selected sentences that
+    match a gold evidence quote), over answerable cases."""
+    from evals.metrics import quote_matches_gold
     from rag.evidence import EvidenceScorer
     from rag.generators.base import GenerationRequest
     from rag.generators.extractive import ExtractiveGenerator
 
     total = 0.0
     count = 0
+    gold = [0, 0]
     scorers: dict[int, EvidenceScorer] = {}
     for s in samples:
         if not s.case.answerable or s.structured or s.orders_only:
@@ -106,7 +119,10 @@ def _selection_coverage(samples: Sequence[Prepared], answer: AnswerSettings, emb
         text = " ".join(ev.text for ev in chosen)
         total += sum(any(fact_matches(a, text) for a in g) for g in s.case.facts) / len(s.case.facts)
         count += 1
-    return total / count if count else 0.0
+        if s.case.evidence:
+            gold[0] += sum(any(quote_matches_gold(ev.text, q) for q in s.case.evidence) for ev in chosen)
+            gold[1] += len(chosen)
+    return (total / count if count else 0.0), (gold[0] / gold[1] if gold[1] else 0.0)
 
 
 def features(
@@ -213,9 +229,18 @@ def calibrate(
         if best is None or coverage > best[0] + 1e-9:
             best = (coverage, trial)
     assert best is not None
+    chosen: tuple[float, float, float, dict[str, Any]] | None = None
+    for values in itertools.product(*SELECTION_GRID.values()):
+        trial = {**best[1], **dict(zip(SELECTION_GRID, values, strict=True))}
+        coverage, precision = _selection(samples, settings.answer.model_copy(update=trial), embedder)
+        if progress:
+            progress(f"{trial}: fact coverage {coverage:.3f}, gold precision {precision:.3f}")
+        if chosen is None or (coverage + precision) / 2 > (chosen[0] + chosen[1]) / 2 + 1e-9:
+            chosen = (coverage, precision, (coverage + precision) / 2, trial)
+    assert chosen is not None
     judged: tuple[float, dict[str, Any]] | None = None
     for values in itertools.product(*JUDGE_GRID.values()):
-        trial = {**best[1], **dict(zip(JUDGE_GRID, values, strict=True))}
+        trial = {**chosen[3], **dict(zip(JUDGE_GRID, values, strict=True))}
         answer = settings.answer.model_copy(update=trial)
         weights, accuracy = fit_judge(features(samples, answer, embedder))
         if progress:
@@ -226,7 +251,8 @@ def calibrate(
     return {
         "suites": [s.name for s in tuning],
         "cases": len(samples),
-        "fact_coverage": round(best[0], 4),
+        "fact_coverage": round(chosen[0], 4),
+        "gold_precision": round(chosen[1], 4),
         "balanced_accuracy": round(judged[0], 4),
         "answer": judged[1],
     }
@@ -236,7 +262,7 @@ def write(result: dict[str, Any], path: Path = CALIBRATION) -> None:
     lines = [
         "# Written by `rag eval --calibrate` (evals/calibrate.py): the answerer's deciding constants, fitted",
         f"# on the tuning suites {', '.join(result['suites'])} ({result['cases']} cases). Selection covers "
-        f"{result['fact_coverage']:.3f} of the fact groups;",
+        f"{result['fact_coverage']:.3f} of the fact groups (gold precision {result['gold_precision']:.3f});",
         f"# the judge's balanced accuracy is {result['balanced_accuracy']:.3f}. AnswerSettings reads its "
         "defaults from here.",
         "[answer]",

@@ -150,16 +150,32 @@ def page_topic(question: str) -> str | None:
     return topic if re.search(r"\w", topic) else None
 
 
+def _opening(question: str) -> tuple[str | None, int, int]:
+    """The kind the question asks for and the span of the words that ask it ("How long", "what time")."""
+    first = _FIRST.search(question)
+    at = first.start() if first else 0
+    opening = question[at:]
+    for kind, pattern in _OPENINGS:
+        match = pattern.search(opening)
+        if match:
+            return kind, at + match.start(), at + match.end()
+    return None, at, at
+
+
 def expected_kind(question: str) -> str | None:
     """The kind of value the question asks for, or None (what/how/why questions that want a description)."""
     if page_topic(question):
         return "page"
-    first = _FIRST.search(question)
-    opening = question[first.start() :] if first else question
-    for kind, pattern in _OPENINGS:
-        if pattern.search(opening):
-            return kind
-    return None
+    return _opening(question)[0]
+
+
+def topic_words(question: str) -> str:
+    """The question without the words that ask for the kind of value ("By what time must I tell my
+    manager?" is about "must I tell my manager"): what the answer's sentence should be about."""
+    kind, start, end = _opening(question)
+    if kind is None or kind in ("name", "yes-no"):
+        return question
+    return f"{question[:start]} {question[end:]}".strip()
 
 
 def accepted(kind: str | None) -> tuple[str, ...]:

@@ -341,12 +341,27 @@ def evaluate(
         list[str] | None,
         typer.Option("--config", help="Configuration(s) to compare (repeatable); default: default."),
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Fit the answerer's deciding constants on the tuning suites and write rag/calibration.toml.",
+        ),
+    ] = False,
 ) -> None:
     """Run an evaluation dataset (or every suite, --all) through the pipeline and report the metrics
-    (exit 1 only when cases fail to run)."""
+    (exit 1 only when cases fail to run); --calibrate fits the answerer's constants instead."""
     from evals.runner import CONFIGS
 
     settings = settings_from(ctx)
+    if calibrate:
+        if dataset is not None or all_suites:
+            fail(
+                "--calibrate runs on the tuning suites of the suites file; give no DATASET or --all",
+                EXIT_USAGE,
+            )
+        _calibrate(settings, suites_file)
+        return
     configs = config or ["default"]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -369,6 +384,34 @@ def evaluate(
             f"error: {errors} case(s) failed to run; see the report or --out for their errors", err=True
         )
         raise typer.Exit(EXIT_FAILED)
+
+
+def _calibrate(settings: Settings, suites_file: Path | None) -> None:
+    """`rag eval --calibrate`: fit on the tuning suites, print the values, write rag/calibration.toml."""
+    from rich.console import Console
+
+    from evals.calibrate import CALIBRATION, calibrate, write
+    from evals.suites import SUITES, SuiteError, load_suites
+
+    try:
+        suites = load_suites(suites_file or SUITES)
+    except SuiteError as exc:
+        fail(str(exc), EXIT_USAGE)
+    missing = [m for s in suites if not s.held_out and (m := s.missing())]
+    if missing:
+        fail(missing[0], EXIT_USAGE)
+    console = Console(stderr=True)
+    with _eval_errors(), console.status("calibrating…") as status:
+        result = calibrate(suites, settings, progress=status.update)
+    write(result)
+    typer.echo(
+        f"fitted on {', '.join(result['suites'])} ({result['cases']} cases): selection covers "
+        f"{result['fact_coverage']:.3f} of the fact groups (gold precision {result['gold_precision']:.3f}); "
+        f"judge balanced accuracy {result['balanced_accuracy']:.3f}"
+    )
+    for key, value in result["answer"].items():
+        typer.echo(f"  answer.{key} = {value}")
+    typer.echo(f"written to {CALIBRATION}")
 
 
 def _eval_dataset(

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.answertypes import accepted, expected_kind, focus, new_values, page_topic
+from rag.answertypes import accepted, expected_kind, focus, new_values, page_topic, topic_words
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex
 from rag.orders import is_order
@@ -53,10 +53,9 @@ class Features:
     context: float
     focus_context: float  # share of what the question asks about ("the monthly maximum") in its context
     focus_similarity: float  # similarity of what the question asks about and the sentence
-    soft_context: (
-        float  # like `context`, a word absent from the context counting its closest word's similarity
-    )
+    soft_context: float  # like `context`, a missing word counting its closest word's similarity
     soft_focus: float  # the same for the focus
+    typed: float  # 1 when the question asks for a kind of value and the sentence states one
 
     def vector(self) -> list[float]:
         return [
@@ -66,6 +65,7 @@ class Features:
             self.focus_similarity,
             self.soft_context,
             self.soft_focus,
+            self.typed,
         ]
 
 
@@ -142,7 +142,7 @@ class EvidenceScorer:
         """Every sentence of the passages (once, even when chunks overlap), best first."""
         s = self.settings
         asking, preamble = split_asking(question)
-        terms = self._weights(asking)
+        terms = self._weights(topic_words(asking)) or self._weights(asking)
         # what the user said before asking, and a follow-up's context, count as context
         extra = {t: w for t, w in self._weights(f"{preamble} {query}").items() if t not in terms}
         total = sum(terms.values()) or 1.0
@@ -227,10 +227,21 @@ class EvidenceScorer:
         else:
             focus_similarity = best.similarity
         where = f"{context_line(passage.metadata)} {passage.text}"
-        soft_context = self.soft_coverage(question, where)
+        soft_context = self.soft_coverage(topic_words(question), where)
         soft_focus = self.soft_coverage(asked, where) if asked else soft_context
+        if best.typed:  # a value of the kind asked for is what the focus ("what time", "which year") wants
+            focus_context, soft_focus = (
+                max(focus_context, 0.5 * (1 + focus_context)),
+                max(soft_focus, 0.5 * (1 + soft_focus)),
+            )
         return Features(
-            best.similarity, best.context, focus_context, focus_similarity, soft_context, soft_focus
+            best.similarity,
+            best.context,
+            focus_context,
+            focus_similarity,
+            soft_context,
+            soft_focus,
+            1.0 if best.typed else 0.0,
         )
 
     def soft_coverage(self, question: str, text: str) -> float:

@@ -120,12 +120,12 @@ class AnswerSettings(Section):
     )
     judge_weights: list[float] = Field(
         default_factory=_fit("judge_weights"),
-        min_length=7,
-        max_length=7,
+        min_length=8,
+        max_length=8,
         description="Logistic model of the evidence judge: bias, then weights of the best sentence's "
         "similarity and context coverage, and of how much of what the question asks about (its focus) "
-        "its context holds and how similar the focus and the sentence are, then the soft (embedding) "
-        "coverage of the question and of its focus.",
+        "its context holds and how similar the focus and the sentence are, the soft (embedding) "
+        "coverage of the question and of its focus, and whether it states the kind of value asked for.",
     )
     w_similarity: float = Field(
         default_factory=_fit("w_similarity"),
@@ -166,13 +166,16 @@ class AnswerSettings(Section):
         description="Evidence score lost, in a follow-up, by a sentence the previous answer quoted.",
     )
     keep_ratio: float = Field(
-        0.6,
+        default_factory=_fit("keep_ratio"),
         ge=0,
         le=1,
         description="A further sentence adding question words must score this share of the best.",
     )
     close_ratio: float = Field(
-        0.85, ge=0, le=1, description="A further sentence scoring this share of the best is quoted anyway."
+        default_factory=_fit("close_ratio"),
+        ge=0,
+        le=1,
+        description="A further sentence scoring this share of the best is quoted anyway.",
     )
     support_threshold: float = Field(
         0.62, ge=0, le=1, description="Support score an answer sentence needs from the passage it cites."

@@ -424,6 +424,6 @@ def test_prompt_numbers_passages_and_guards_against_injection(pipeline: Pipeline
             comments += 1
             meta = passage.metadata
             assert f"comment by {passage.author}" in blocks[n]
-            assert f"{meta['upvotes']} up, {meta['downvotes']} down" in blocks[n]
+            assert f"{meta['upvotes']} upvotes, {meta['downvotes']} downvotes" in blocks[n]
             assert f"replying to {meta['parent_author']}" in blocks[n]
     assert comments >= 1

@@ -8,6 +8,7 @@ suites and thresholds files and of the gate itself always run.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,38 @@ def test_suite_meets_its_thresholds(suite: Suite, tmp_path: Path) -> None:
     problems = violations(summary, thresholds)
     assert summary["errors"] == 0, errors[:3]
     assert not problems, f"{suite.name}: {problems}; failed cases: {failed}"
+    for case_id, answer in result.answers.items():
+        assert_clean_citations(case_id, answer)
+
+
+# Markup that must never reach a quote: heading marks, link and image syntax, emphasis markers, code
+# fences, table pipes, front matter.
+MARKUP = re.compile(
+    r"^#{1,6}\s|\]\(|!\[|\*\*|__|(?<![\w*])\*(?=\w)|(?<=\w)\*(?![\w*])|^```|^\s*\|.*\|\s*$|^---\s*$"
+    r"|^(?:title|layout|permalink|tags|author|description|date):\s",
+    re.M,
+)
+
+
+def assert_clean_citations(case_id: str, answer: Any) -> None:
+    """No markup in any quote, no heading quoted as an answer, and no passage (or the same part of a
+    document through overlapping chunks) under two markers."""
+    seen: dict[str, int] = {}
+    spans: dict[tuple[str, int], int] = {}
+    for citation in answer.citations:
+        passage = citation.passage
+        for quote in citation.quotes:
+            assert not MARKUP.search(quote), f"{case_id}: markup in quote {quote!r}"
+            assert quote.strip() != passage.section.split(" › ")[-1].strip() or not passage.section, (
+                f"{case_id}: a heading quoted as an answer: {quote!r}"
+            )
+        assert passage.id not in seen, (
+            f"{case_id}: passage cited as [{seen.get(passage.id)}] and [{citation.marker}]"
+        )
+        seen[passage.id] = citation.marker
+        where = (str(passage.metadata.get("path")), passage.start + citation.start)
+        assert where not in spans, f"{case_id}: the same quote under [{spans[where]}] and [{citation.marker}]"
+        spans[where] = citation.marker
 
 
 def test_thresholds_never_below_the_starting_values() -> None:

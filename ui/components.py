@@ -25,15 +25,25 @@ def escape_md(text: str) -> str:
     return escaped.replace("\n\n", "\n\n").replace("\n", "  \n")
 
 
-def highlighted(text: str, start: int, end: int) -> str:
-    """Markdown of `text` with `text[start:end]` highlighted."""
-    if not 0 <= start < end <= len(text):
+def highlighted(text: str, start: int, end: int, more: tuple[tuple[int, int], ...] = ()) -> str:
+    """Markdown of `text` with `text[start:end]` (and every span of `more`) highlighted."""
+    spans = sorted({(s, e) for s, e in ((start, end), *more) if 0 <= s < e <= len(text)})
+    if not spans:
         return escape_md(text)
-    before, quote, after = text[:start], text[start:end], text[end:]
-    marked = " ".join(
-        f":orange-background[**{escape_md(part)}**]" for part in quote.split("\n") if part.strip()
-    )
-    return f"{escape_md(before)}{' ' if before and not before.endswith(chr(10)) else ''}{marked}{' ' if after else ''}{escape_md(after)}"
+    out, pos = [], 0
+    for s, e in spans:
+        if s < pos:
+            continue  # overlapping spans: the first one shows
+        before = text[pos:s]
+        marked = " ".join(
+            f":orange-background[**{escape_md(part)}**]" for part in text[s:e].split("\n") if part.strip()
+        )
+        space = " " if before and not before.endswith(chr(10)) else ""
+        lead = " " if out else ""  # after an earlier highlight
+        out.append(f"{lead}{escape_md(before)}{space}{marked}" if before.strip() or not out else f" {marked}")
+        pos = e
+    after = text[pos:]
+    return "".join(out) + (" " if after else "") + escape_md(after)
 
 
 def who(passage: Passage) -> str:
@@ -115,7 +125,7 @@ def render_sources(answer: Answer, key: str) -> None:
         return
     for c in answer.citations:
         with st.expander(card_label(c), expanded=False):
-            st.markdown(highlighted(c.passage.text, c.start, c.end))
+            st.markdown(highlighted(c.passage.text, c.start, c.end, c.spans))
             st.caption(f"{c.passage.source} · characters {document_span(c)[1]}–{document_span(c)[2]}")
             if st.button("Open the document", key=f"{key}-open-{c.marker}"):
                 st.session_state["open_document"] = document_span(c)

@@ -50,11 +50,16 @@ def _strip_markers(text: str) -> str:
 
 
 def passage_label(passage: Passage) -> str:
-    """'(source corpus/a.md; Title › Section)', or the author line (votes, reply-to) of a thread comment."""
-    where = context_line(passage.metadata)
+    """'(source a.md; title “Leave”; section “Annual leave”)', plus the author line (votes, reply-to) of
+    a thread comment."""
+    parts = [f"source {passage.source}"]
+    if passage.title:
+        parts.append(f"title “{passage.title}”")
+    if passage.section:
+        parts.append(f"section “{passage.section}”")
     if passage.kind == "comment":
-        where = f"{passage.title}; comment by {where}"
-    return f"(source {passage.source}; {where})" if where else f"(source {passage.source})"
+        parts.append(f"comment by {context_line(passage.metadata)}")
+    return f"({'; '.join(parts)})"
 
 
 def history_messages(history: Sequence[Turn], turns: int = HISTORY_TURNS) -> list[dict[str, str]]:
