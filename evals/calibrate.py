@@ -7,8 +7,8 @@ read here):
    how readily further sentences are quoted (`keep_ratio`, `close_ratio`), for the best mean of fact
    coverage and precision against the gold evidence quotes.
 2. The evidence judge (`answer.judge_weights`): a logistic regression of "answerable" on the best
-   evidence's features, with its bias then moved to the value that maximises balanced accuracy (the mean
-   of refusal on unanswerable cases and of answering answerable ones).
+   evidence's features, with its bias then moved to the value that maximises a weighted balanced accuracy
+   (answering answerable cases weighs `ANSWER_WEIGHT` times refusing unanswerable ones).
 Retrieval does not depend on these settings, so each case is retrieved once. The result is written to
 `rag/calibration.toml`, which `AnswerSettings` reads its defaults from.
 """
@@ -174,12 +174,19 @@ def fit_logistic(
     return w
 
 
+# A refused answerable question costs the user more than a verified but off-target quote for an
+# unanswerable one (every quote is checked against its passage): answering is weighted this much more.
+ANSWER_WEIGHT = 2.0
+
+
 def balanced_accuracy(rows: Sequence[tuple[list[float] | None, bool]], weights: Sequence[float]) -> float:
-    """Mean of the answered share of answerable cases and the refused share of unanswerable ones."""
+    """Weighted mean of the answered share of answerable cases (weight `ANSWER_WEIGHT`) and the refused
+    share of unanswerable ones (weight 1)."""
     answered = [False if x is None else _z(weights, x) >= 0 for x, _ in rows]
     pos = [a for a, (_, y) in zip(answered, rows, strict=True) if y]
     neg = [not a for a, (_, y) in zip(answered, rows, strict=True) if not y]
-    return (sum(pos) / max(len(pos), 1) + sum(neg) / max(len(neg), 1)) / 2
+    w = ANSWER_WEIGHT
+    return (w * sum(pos) / max(len(pos), 1) + sum(neg) / max(len(neg), 1)) / (w + 1)
 
 
 def _z(weights: Sequence[float], x: Sequence[float]) -> float:
@@ -275,3 +282,10 @@ def write(result: dict[str, Any], path: Path = CALIBRATION) -> None:
 def load(path: Path = CALIBRATION) -> dict[str, Any]:
     with open(path, "rb") as handle:
         return dict(tomllib.load(handle).get("answer", {}))
+
+
+def table(path: Path = CALIBRATION) -> str:
+    """The fitted values as the README shows them (a test keeps the two equal)."""
+    rows = ["| setting | fitted value |", "|---|---|"]
+    rows += [f"| `answer.{key}` | `{value}` |" for key, value in load(path).items()]
+    return "\n".join(rows)

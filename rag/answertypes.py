@@ -257,8 +257,15 @@ def focus(question: str) -> str:
     first = _FIRST.search(question)
     opening = question[first.start() :] if first else question
     opening = re.sub(r"^(?:at|by|until|from|for|on|in|to|with)\s+", "", opening, flags=re.I)
+    asking = set()
+    kind, start, end = _opening(question)
+    if kind not in (None, "name", "yes-no"):
+        asking = {w.lower() for w in re.findall(r"[\w’'-]+", question[start:end])}
     for pattern in _FOCUS:
         match = pattern.search(opening)
-        if match:
-            return match.group("focus").strip()
+        if match:  # without the words that ask for the kind ("what share of X" is about X)
+            words = match.group("focus").split()
+            while words and words[0].lower() in asking | {"of", "the", "a", "an"}:
+                words.pop(0)
+            return " ".join(words)
     return ""

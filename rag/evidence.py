@@ -144,7 +144,8 @@ class EvidenceScorer:
         asking, preamble = split_asking(question)
         terms = self._weights(topic_words(asking)) or self._weights(asking)
         # what the user said before asking, and a follow-up's context, count as context
-        extra = {t: w for t, w in self._weights(f"{preamble} {query}").items() if t not in terms}
+        own = set(tokenize(asking))
+        extra = {t: w for t, w in self._weights(f"{preamble} {query}").items() if t not in own}
         total = sum(terms.values()) or 1.0
         extra_total = sum(extra.values()) or 1.0
         kind = expected_kind(question)
@@ -230,6 +231,7 @@ class EvidenceScorer:
         soft_context = self.soft_coverage(topic_words(question), where)
         soft_focus = self.soft_coverage(asked, where) if asked else soft_context
         if best.typed:  # a value of the kind asked for is what the focus ("what time", "which year") wants
+            focus_similarity = max(focus_similarity, best.similarity)
             focus_context, soft_focus = (
                 max(focus_context, 0.5 * (1 + focus_context)),
                 max(soft_focus, 0.5 * (1 + soft_focus)),

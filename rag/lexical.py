@@ -78,7 +78,9 @@ class LexicalIndex:
         n = max(len(records), 1)
         # BM25's idf, floored so that a word in every chunk still counts a little.
         self.idf = {t: max(math.log(1 + (n - df + 0.5) / (df + 0.5)), 0.05) for t, df in doc_freq.items()}
-        self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+        # a word the corpus never uses weighs as much as its rarest word (not more: in a small corpus the
+        # formula's value for df = 0 would let one unknown verb outweigh every other word of a question)
+        self.unseen_idf = max(self.idf.values(), default=math.log(1 + (n + 0.5) / 0.5))
 
     def term_weight(self, token: str) -> float:
         """Inverse document frequency of a (stemmed) token; a token absent from the corpus weighs most."""

