@@ -46,16 +46,17 @@ class Document:
         """page (Markdown, HTML), thread, or document (plain text, PDF)."""
         return {"markdown": "page", "html": "page", "thread": "thread"}.get(self.loader, "document")
 
-
-def chunk_kinds(loader: str) -> tuple[str, ...]:
-    """The `kind`s of the chunks a loader's documents are cut into (what the kind filter offers)."""
-    return {"markdown": ("page",), "html": ("page",), "thread": ("post", "comment")}.get(loader, ("document",))
-
     def source_span(self, start: int, end: int) -> tuple[int, int] | None:
         """The span of the file that text[start:end] was rendered from (None when unknown)."""
         if self.offsets is None or not 0 <= start < end <= len(self.offsets):
             return None
         return self.offsets[start], self.offsets[end - 1] + 1
+
+
+def chunk_kinds(loader: str) -> tuple[str, ...]:
+    """The `kind`s of the chunks a loader's documents are cut into (what the kind filter offers)."""
+    kinds = {"markdown": ("page",), "html": ("page",), "thread": ("post", "comment")}
+    return kinds.get(loader, ("document",))
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
