@@ -78,7 +78,7 @@ _INLINE = re.compile(
     r"|(?P<template>\{%.*?%\}|\{\{.*?\}\})"
     r"|(?P<footnote>\[\^[^\]]+\])"
     r"|(?P<attrs>\{[#.][^}]*\}\s*$)"
-    r"|(?P<strong>\*\*|__|~~)"
+    r"|(?P<strong>\*{2,3}|_{2,3}|~~)"
     r"|(?P<star>(?<![\w*\\])\*(?=[^\s*])|(?<=[^\s*\\])\*(?![\w*]))"
     r"|(?P<underscore>(?<![\w\\])_(?=[^\s_])|(?<=[^\s_\\])_(?!\w))"
 )
@@ -121,7 +121,10 @@ _QUOTE = re.compile(r"^ {0,3}>[ \t]?")
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]^]+\]:\s*\S+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(?:\|\s*:?-{1,}:?\s*)*\|?\s*$")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_ADMONITION = re.compile(r"^ {0,3}(?:!!!|\?\?\?\+?)[ \t]*\w+(?:[ \t]+(?P<title>\"[^\"]*\"))?[ \t]*$")
+# mkdocs admonitions (!!! note "Title", ??? tip) and content tabs (=== "pip"): the title is text
+_ADMONITION = re.compile(
+    r"^ {0,3}(?:!!!|\?\?\?\+?|===\+?)[ \t]*(?:[\w-]+)?(?:[ \t]*(?P<title>\"[^\"]*\"))?[ \t]*$"
+)
 
 
 def _lines(text: str, start: int) -> list[tuple[int, int]]:
@@ -170,14 +173,19 @@ def render_markdown(source: str, body_start: int = 0) -> Rendered:
     paragraph: list[tuple[int, int]] = []
     item: tuple[int, list[tuple[int, int]]] | None = None  # (indent, line spans)
 
+    def lines_inline(spans: list[tuple[int, int]]) -> list[tuple[str, int]]:
+        """Inline Markdown of a block's lines: in one pass when they are contiguous in the source, so a
+        link or emphasis that wraps onto the next line is still recognised."""
+        if all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:], strict=False)):
+            return inline(source, spans[0][0], spans[-1][1])
+        return [p for s, e in spans for p in [*inline(source, s, e), ("\n", e)]]
+
     def flush() -> None:
         nonlocal paragraph, item
         if paragraph:
-            pieces = [p for s, e in paragraph for p in [*inline(source, s, e), ("\n", e)]]
-            out.block(pieces, "paragraph")
+            out.block(lines_inline(paragraph), "paragraph")
         if item:
-            pieces = [p for s, e in item[1] for p in [*inline(source, s, e), ("\n", e)]]
-            out.block(pieces, "item")
+            out.block(lines_inline(item[1]), "item")
         paragraph, item = [], None
 
     i = 0

@@ -143,7 +143,8 @@ class Verifier:
         self._spans: dict[tuple[str, int, int], int] = {}  # (document, start, end) quoted -> marker
 
     def check_text(self, text: str) -> Iterator[tuple[str, list[Citation]]]:
-        """Each surviving claim of `text`, rendered with its citation markers, and its new citations."""
+        """Each surviving claim of `text`, rendered with its citation markers, and its new citations (or a
+        cited passage's citation again, with the further quote it gained)."""
         for claim, markers in split_claims(text):
             checked = self.check(claim, markers)
             if checked is not None:
@@ -194,7 +195,10 @@ class Verifier:
             else:
                 self._numbering.setdefault(passage.id, marker)
                 at = next(i for i, c in enumerate(self.citations) if c.marker == marker)
-                self.citations[at] = self.citations[at].with_span(support.start, support.end)
+                updated = self.citations[at].with_span(support.start, support.end)
+                if updated is not self.citations[at]:  # a further quote of a cited passage: sent again
+                    self.citations[at] = updated
+                    new.append(updated)
             self._spans.setdefault(span, marker)
             label = f"[{marker}]"
             if label not in labels:

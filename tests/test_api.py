@@ -225,9 +225,11 @@ def test_stream_event_format(base: str, client: httpx.Client) -> None:
     answer = events[-1][1]
     assert "".join(data["text"] for kind, data in events if kind == "delta").strip() == answer["answer"]
     streamed = [data for kind, data in events if kind == "citation"]
-    assert [{k: v for k, v in c.items() if k != "metadata"} for c in streamed] == answer["citations"]
+    # a marker sent again replaces the earlier event (its passage gained a further quote)
+    latest = {c["marker"]: {k: v for k, v in c.items() if k != "metadata"} for c in streamed}
+    assert list(latest.values()) == answer["citations"]
     assert all(c["metadata"]["source"] == c["source"] for c in streamed)
-    assert len(streamed) >= 2
+    assert len(latest) >= 1 and sum(len(c["quotes"]) for c in latest.values()) >= 2
 
 
 def test_stream_rejects_bad_questions_with_a_status(base: str, client: httpx.Client) -> None:

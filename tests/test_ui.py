@@ -70,9 +70,9 @@ def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> Non
 
 
 def test_follow_up_uses_the_conversation(app: AppTest) -> None:
-    ask(app, "Who led the Data Science Institute?")
-    ask(app, "Where did he go after leaving Imperial?")
-    assert "Hong Kong University of Science and Technology" in assistant_text(app)
+    ask(app, "How much funding was returned?")
+    ask(app, "When was that?")
+    assert "October 2021" in assistant_text(app)
     assert len([m for m in app.chat_message if m.name == "user"]) == 2
 
 
@@ -161,7 +161,7 @@ def test_corpus_payloads_render_as_text(tmp_path: Path, monkeypatch: pytest.Monk
     assert "cake" in rendered
     for payload in (r"<script>", r"!\[pixel\]", r"<img", r"\[click\]\(javascript"):
         assert not re.search(r"(?<!\\)" + payload, rendered), payload  # only ever backslash-escaped
-    assert "\\<script\\>" in rendered
+    assert "alert\\(1\\)" in rendered  # the tag is markup (dropped at ingest); its text shows as text
 
 
 @pytest.mark.parametrize(
