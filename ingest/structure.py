@@ -12,6 +12,7 @@ are separated by a blank line in the rendered text, so every block is its own pa
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -176,7 +177,7 @@ def render_markdown(source: str, body_start: int = 0) -> Rendered:
     def lines_inline(spans: list[tuple[int, int]]) -> list[tuple[str, int]]:
         """Inline Markdown of a block's lines: in one pass when they are contiguous in the source, so a
         link or emphasis that wraps onto the next line is still recognised."""
-        if all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:], strict=False)):
+        if all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans)):
             return inline(source, spans[0][0], spans[-1][1])
         return [p for s, e in spans for p in [*inline(source, s, e), ("\n", e)]]
 

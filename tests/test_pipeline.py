@@ -62,11 +62,11 @@ def test_follow_up_uses_the_conversation(pipeline: Pipeline) -> None:
     check_citations(answer)
     assert "Guo" in answer.query and "Guo" in answer.text
     # "When was that?" after an amount: the date of that amount, from the sentence the answer quoted
-    funding = pipeline.ask("How much funding did Imperial return?")
+    funding = pipeline.ask("How much funding was returned?")
     assert "£500,000" in funding.text
     when = pipeline.ask(
         "When was that?",
-        [Turn("user", "How much funding did Imperial return?"), Turn("assistant", funding.text)],
+        [Turn("user", "How much funding was returned?"), Turn("assistant", funding.text)],
     )
     assert "October 2021" in when.text and "£18m" not in when.text
 
@@ -88,7 +88,8 @@ def test_stream_yields_deltas_then_citations_then_done(pipeline: Pipeline) -> No
     assert isinstance(events[0], TextDelta) and isinstance(events[-1], Done)
     answer = events[-1].answer
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == answer.text
-    assert [e.citation for e in events if isinstance(e, CitationEvent)] == answer.citations
+    latest = {e.citation.marker: e.citation for e in events if isinstance(e, CitationEvent)}
+    assert list(latest.values()) == answer.citations  # a marker sent again carries a further quote
     assert "2021" in answer.text and "£500,000" in answer.text
     check_citations(answer)
 
