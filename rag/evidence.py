@@ -149,7 +149,7 @@ class EvidenceScorer:
         total = sum(terms.values()) or 1.0
         extra_total = sum(extra.values()) or 1.0
         kind = expected_kind(question)
-        asked = {t: w for t, w in self._weights(focus(question)).items()}
+        asked = self._weights(focus(question))
         asked_total = sum(asked.values())
         previous = next((t.content for t in reversed(history) if t.role == "assistant"), "")
         quoted = {
