@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.structure import Block, Rendered, render_html, render_markdown, render_text
+from ingest.structure import Block, Rendered, looks_like_heading, render_html, render_markdown, render_text
 from ingest.threads import Thread, ThreadParseError, looks_like_thread, parse_thread
 
 
@@ -44,7 +44,7 @@ class Document:
     @property
     def kind(self) -> str:
         """page (Markdown, HTML), thread, or document (plain text, PDF)."""
-        return {"markdown": "page", "html": "page", "thread": "thread"}.get(self.loader, "document")
+        return _KINDS.get(self.loader, "document")
 
     def source_span(self, start: int, end: int) -> tuple[int, int] | None:
         """The span of the file that text[start:end] was rendered from (None when unknown)."""
@@ -53,10 +53,14 @@ class Document:
         return self.offsets[start], self.offsets[end - 1] + 1
 
 
+_KINDS = {"markdown": "page", "html": "page", "thread": "thread"}
+
+
 def chunk_kinds(loader: str) -> tuple[str, ...]:
-    """The `kind`s of the chunks a loader's documents are cut into (what the kind filter offers)."""
-    kinds = {"markdown": ("page",), "html": ("page",), "thread": ("post", "comment")}
-    return kinds.get(loader, ("document",))
+    """The `kind`s of the chunks a loader's documents are cut into (what the kind filter offers): a
+    thread's chunks are its post and its comments; other documents' chunks have the document's kind."""
+    kind = _KINDS.get(loader, "document")
+    return ("post", "comment") if kind == "thread" else (kind,)
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
@@ -204,8 +208,6 @@ def pdf_paragraphs(page: str) -> str:
     """A PDF page's lines regrouped into paragraphs (blank-line separated): a line that ends a sentence
     well short of the page's usual line width ends its paragraph, and so does a line before a heading or
     a list item; words hyphenated across lines are joined."""
-    from ingest.structure import looks_like_heading
-
     lines = [line.rstrip() for line in page.splitlines()]
     lengths = sorted(len(line) for line in lines if line.strip())
     width = lengths[int(len(lengths) * 0.9)] if lengths else 0

@@ -104,7 +104,7 @@ def inline(source: str, start: int, end: int) -> list[tuple[str, int]]:
             out.extend(inline(source, *match.span("link_text")))
         elif match.group("autolink"):
             out.extend((source[i], i) for i in range(*match.span("url")))
-        elif kind in ("tag",) and re.match(r"</?(br|p|div|li|tr)\b", match.group(0), re.I):
+        elif kind == "tag" and re.match(r"</?(br|p|div|li|tr)\b", match.group(0), re.I):
             out.append((" ", match.start()))
     out.extend((source[i], i) for i in range(pos, end))
     return out

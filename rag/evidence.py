@@ -72,7 +72,7 @@ class Features:
 @dataclass(frozen=True)
 class Assessment:
     evidence: list[Evidence]  # best first; the first `lead` answer (parts of) the question
-    features: Features | None  # of the best evidence (None when nothing was retrieved)
+    features: Features | None  # of the best evidence (None when nothing was retrieved or none has the type)
     lead: int = 1
     reason: str = ""
 
@@ -220,14 +220,14 @@ class EvidenceScorer:
         asked = focus(question)
         weights = self._weights(asked)
         total = sum(weights.values())
-        around = set(tokenize(passage.text)) | set(tokenize(context_line(passage.metadata)))
+        where = f"{context_line(passage.metadata)} {passage.text}"
+        around = set(tokenize(where))
         focus_context = sum(w for t, w in weights.items() if t in around) / total if total else 1.0
         if asked:
             vectors = self.embedder.encode_cached([asked, best.text])
             focus_similarity = float(vectors[0] @ vectors[1])
         else:
             focus_similarity = best.similarity
-        where = f"{context_line(passage.metadata)} {passage.text}"
         soft_context = self.soft_coverage(topic_words(question), where)
         soft_focus = self.soft_coverage(asked, where) if asked else soft_context
         if best.typed:  # a value of the kind asked for is what the focus ("what time", "which year") wants
@@ -255,26 +255,23 @@ class EvidenceScorer:
         words = list(dict.fromkeys(tokenize(question, stem=False)))
         if not words:
             return 1.0
+        stems = {w: tokenize(w)[0] for w in words}
         present = set(tokenize(text))
         candidates = [w for w in dict.fromkeys(tokenize(text, stem=False)) if not w.isdigit()]
-        missing = [w for w in words if tokenize(w)[0] not in present]
-        closest: dict[str, float] = {}
+        credit = {w: 1.0 for w in words if stems[w] in present}
+        missing = [w for w in words if w not in credit]
         if missing and candidates:
             vectors = self.embedder.encode_cached([*missing, *candidates])
             sims = vectors[: len(missing)] @ vectors[len(missing) :].T
-            closest = {w: float(max(0.0, np.max(row))) for w, row in zip(missing, sims, strict=True)}
-        weights = {w: self.lexical.term_weight(tokenize(w)[0]) for w in words}
-        total = sum(weights.values())
-        return (
-            sum(weights[w] * (closest.get(w, 0.0) if w in closest or w in missing else 1.0) for w in words)
-            / total
-        )
+            credit |= {w: float(max(0.0, np.max(row))) for w, row in zip(missing, sims, strict=True)}
+        weights = {w: self.lexical.term_weight(stems[w]) for w in words}
+        return sum(weights[w] * credit.get(w, 0.0) for w in words) / sum(weights.values())
 
     def assess(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()
     ) -> Assessment:
         """The evidence for each part of the question ("What X, and when Y?"), the best sentence of each
-        part leading; features of the weakest answered part for the judge. Cached per question."""
+        part leading; features of the strongest answered part for the judge. Cached per question."""
         key = (question, query, tuple(p.id for p in passages), tuple(history))
         if key in self._cache:
             return self._cache[key]
@@ -305,16 +302,12 @@ class EvidenceScorer:
                 }.values(),
                 key=lambda ev: -ev.score,
             )
-            best = max(answered, key=lambda a: self._strength(a))
+            best = max(answered, key=lambda a: a.evidence[0].score)
             result = Assessment([*lead, *rest], best.features, lead=len(lead))
         self._cache[key] = result
         while len(self._cache) > 64:
             self._cache.popitem(last=False)
         return result
-
-    @staticmethod
-    def _strength(a: Assessment) -> float:
-        return a.evidence[0].score if a.evidence else -1.0
 
     def _assess_part(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn]
@@ -323,10 +316,8 @@ class EvidenceScorer:
         if not evidence:
             return Assessment([], None, 0, "nothing relevant retrieved")
         typed = [ev for ev in evidence if ev.typed is not False]
-        if not typed:
-            best = evidence[0]
-            features = self.features(question, best, passages[best.passage])
-            return Assessment(evidence, features, 0, "no passage states the kind of value asked for")
+        if not typed:  # refused by type: the judge needs no features
+            return Assessment(evidence, None, 0, "no passage states the kind of value asked for")
         best = typed[0]
         features = self.features(question, best, passages[best.passage])
         return Assessment([best, *(ev for ev in evidence if ev is not best)], features, 1)

@@ -95,7 +95,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         if self.doctypes is None:
-            self.doctypes = plugins([Passage(r.id, r.text, r.metadata) for r in self.lexical.records])
+            self.doctypes = plugins(self.lexical.records)
 
     def ensure_ready(self) -> None:
         if not self.lexical.records and self.store.count() == 0:

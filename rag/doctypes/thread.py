@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rag.condense import standalone_question
 from rag.doctypes.base import DocumentType, Structured
+from rag.evidence import split_question
 from rag.types import Passage, context_line
 
 _LISTINGS: list[tuple[str, re.Pattern[str]]] = [
@@ -130,9 +132,6 @@ class ThreadType(DocumentType):
         return implied_filters(question, self.authors)
 
     def answer(self, question: str, passages: list[Passage]) -> Structured | None:
-        from rag.condense import standalone_question
-        from rag.evidence import split_question
-
         query, question = question, standalone_question(question)
         kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
         if kinds:
