@@ -2,10 +2,10 @@
 
 Two steps, both re-runnable by anyone, on the suites whose role is "tuning" (held-out suites are never
 read here):
-1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`): a grid search
-   for the weights whose extractive selection covers the most fact groups of the answerable cases; then
-   how readily further sentences are quoted (`keep_ratio`, `close_ratio`), for the best mean of fact
-   coverage and precision against the gold evidence quotes.
+1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`) and how
+   readily further sentences are quoted (`keep_ratio`, `close_ratio`): a grid search for the extractive
+   selection that covers the most fact groups of the answerable cases, and among those within
+   `COVERAGE_TOLERANCE` of the best, the most precise against the gold evidence quotes.
 2. The evidence judge (`answer.judge_weights`): a logistic regression of "answerable" on the best
    evidence's features, with its bias then moved to the value that maximises a weighted balanced accuracy
    (answering answerable cases weighs `ANSWER_WEIGHT` times refusing unanswerable ones).
@@ -38,7 +38,8 @@ GRID = {
     "w_context": (0.0, 0.2, 0.4),
     "untyped_penalty": (0.1, 0.3),
 }
-SELECTION_GRID = {"keep_ratio": (0.6, 0.8, 0.9, 1.0), "close_ratio": (0.85, 0.95, 1.0)}  # further sentences
+SELECTION_GRID = {"keep_ratio": (0.6, 0.7, 0.8, 0.9, 1.0), "close_ratio": (0.85, 0.95, 1.0)}  # further sentences
+COVERAGE_TOLERANCE = 0.005  # fact coverage a selection may give up for precision
 JUDGE_GRID = {"typed_focus": (0.0, 0.25, 0.5, 0.75)}  # fitted with the judge (it decides refusals)
 FITTED = (*GRID, *SELECTION_GRID, *JUDGE_GRID, "judge_weights")
 
@@ -208,6 +209,17 @@ def fit_judge(rows: Sequence[tuple[list[float] | None, bool]]) -> tuple[list[flo
     return [round(w, 4) for w in weights], balanced_accuracy(rows, weights)
 
 
+def near_best(trials: Sequence[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
+    """The trials whose fact coverage (a number, or the first of a pair) is within `COVERAGE_TOLERANCE`
+    of the best: an answer must hold the facts first, and among these the most precise one is chosen."""
+
+    def coverage(trial: tuple[Any, dict[str, Any]]) -> float:
+        return float(trial[0][0] if isinstance(trial[0], tuple) else trial[0])
+
+    top = max(coverage(t) for t in trials)
+    return [t for t in trials if coverage(t) >= top - COVERAGE_TOLERANCE]
+
+
 def calibrate(
     suites: Sequence[Suite],
     settings: Settings,
@@ -225,29 +237,25 @@ def calibrate(
         if progress:
             progress(f"retrieving {suite.name}")
         samples.extend(prepare(suite, settings, embedder))
-    best: tuple[float, dict[str, float]] | None = None
-    names = list(GRID)
-    for values in itertools.product(*(GRID[n] for n in names)):
-        trial = dict(zip(names, values, strict=True))
-        answer = settings.answer.model_copy(update=trial)
-        coverage = _selection_coverage(samples, answer, embedder)
+    scored = []
+    for values in itertools.product(*GRID.values()):
+        trial = dict(zip(GRID, values, strict=True))
+        coverage = _selection_coverage(samples, settings.answer.model_copy(update=trial), embedder)
         if progress:
             progress(f"{trial}: fact coverage {coverage:.3f}")
-        if best is None or coverage > best[0] + 1e-9:
-            best = (coverage, trial)
-    assert best is not None
-    chosen: tuple[float, float, float, dict[str, Any]] | None = None
-    for values in itertools.product(*SELECTION_GRID.values()):
-        trial = {**best[1], **dict(zip(SELECTION_GRID, values, strict=True))}
-        coverage, precision = _selection(samples, settings.answer.model_copy(update=trial), embedder)
-        if progress:
-            progress(f"{trial}: fact coverage {coverage:.3f}, gold precision {precision:.3f}")
-        if chosen is None or (coverage + precision) / 2 > (chosen[0] + chosen[1]) / 2 + 1e-9:
-            chosen = (coverage, precision, (coverage + precision) / 2, trial)
-    assert chosen is not None
+        scored.append((coverage, trial))
+    trials = []
+    for _, weighting in near_best(scored):
+        for values in itertools.product(*SELECTION_GRID.values()):
+            trial = {**weighting, **dict(zip(SELECTION_GRID, values, strict=True))}
+            coverage, precision = _selection(samples, settings.answer.model_copy(update=trial), embedder)
+            if progress:
+                progress(f"{trial}: fact coverage {coverage:.3f}, gold precision {precision:.3f}")
+            trials.append(((coverage, precision), trial))
+    (coverage, precision), chosen = max(near_best(trials), key=lambda t: (t[0][1], t[0][0]))
     judged: tuple[float, dict[str, Any]] | None = None
     for values in itertools.product(*JUDGE_GRID.values()):
-        trial = {**chosen[3], **dict(zip(JUDGE_GRID, values, strict=True))}
+        trial = {**chosen, **dict(zip(JUDGE_GRID, values, strict=True))}
         answer = settings.answer.model_copy(update=trial)
         weights, accuracy = fit_judge(features(samples, answer, embedder))
         if progress:
@@ -258,8 +266,8 @@ def calibrate(
     return {
         "suites": [s.name for s in tuning],
         "cases": len(samples),
-        "fact_coverage": round(chosen[0], 4),
-        "gold_precision": round(chosen[1], 4),
+        "fact_coverage": round(coverage, 4),
+        "gold_precision": round(precision, 4),
         "balanced_accuracy": round(judged[0], 4),
         "answer": judged[1],
     }

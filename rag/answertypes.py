@@ -36,7 +36,8 @@ _SCALE = r"(?:\s?(?:k|m|mn|bn|b|thousand|million|billion|trillion)\b)?"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
-        rf"{_NUM}(?:\s?(?:-|to|–|or)\s?{_NUM})?[\s-]*(?:{_UNITS})\b|\b(?:an?|per|each|every)\s(?:{_UNITS})\b"
+        rf"{_NUM}(?:\s?(?:-|to|–|or)\s?{_NUM})?[\s-]*(?:(?!(?:and|or|of|to|the|in|at|by|{_NUMBER_WORDS})\b)[A-Za-z][\w-]*\s){{0,2}}?(?:{_UNITS})\b"
+        rf"|\b(?:an?|per|each|every)\s(?:{_UNITS})\b"
         r"|\b(?:daily|weekly|biweekly|monthly|quarterly|annually|yearly|overnight)\b",
         re.I,
     ),
@@ -94,7 +95,7 @@ _OPENINGS: list[tuple[str, re.Pattern[str]]] = [
     (
         "money",
         re.compile(
-            r"^how much (?:\w+ ){0,2}?(?:does|do|did|is|was|are|were|will|would|can|could|should) (?:\w+ ){0,4}?(?:cost|pay|paid|charge|spend|spent|earn|worth|reimburse|fund|owe|budget)\w*\b|^(?:what|how much) (?:\w+ ){0,2}?(?:price|cost|fee|salary|budget|allowance|stipend|reimbursement|rate of pay)\b|^how much (?:money|cash)\b|^(?:what|how much) (?:is|was|are|were) [^?]{0,40}? worth\b",
+            r"^how much (?:\w+ ){0,2}?(?:does|do|did|is|was|are|were|will|would|can|could|should) (?:\w+ ){0,4}?(?:cost|pay|paid|charge|spend|spent|earn|worth|reimburse|fund|owe|budget)\w*\b(?! ?periods?\b)|^(?:what|how much) (?:\w+ ){0,2}?(?:price|cost|fee|salary|budget|allowance|stipend|reimbursement|rate of pay)\b|^how much (?:money|cash)\b|^(?:what|how much) (?:is|was|are|were) [^?]{0,40}? worth\b",
             re.I,
         ),
     ),
@@ -150,10 +151,28 @@ def page_topic(question: str) -> str | None:
     return topic if re.search(r"\w", topic) else None
 
 
+# A leading clause that sets the scene ("When I leave, do I ...", "If I travel, how much ..."): the
+# question is asked after it.
+_SCENE = re.compile(
+    r"(?:when|whenever|if|once|after|before|while|since|as soon as|in case)\b[^,?]{1,100},\s*"
+    r"(?=(?:what|which|who|whom|whose|when|where|why|how|is|are|am|was|were|can|could|do|does|did|should|"
+    r"must|may|might|will|would|has|have|had|shall)\b)",
+    re.I,
+)
+
+
+def _asking_at(question: str) -> int:
+    """Where the question asks: its first question word, after any preamble or scene-setting clause."""
+    first = _FIRST.search(question)
+    if not first:
+        return 0
+    scene = _SCENE.match(question, first.start())
+    return scene.end() if scene else first.start()
+
+
 def _opening(question: str) -> tuple[str | None, int, int]:
     """The kind the question asks for and the span of the words that ask it ("How long", "what time")."""
-    first = _FIRST.search(question)
-    at = first.start() if first else 0
+    at = _asking_at(question)
     opening = question[at:]
     for kind, pattern in _OPENINGS:
         match = pattern.search(opening)
@@ -254,8 +273,7 @@ _FOCUS = [
 def focus(question: str) -> str:
     """What the question asks about at its question word: "how many [paid holidays] do we get",
     "what is [the monthly maximum] for ...", "which [team] does X work on"; empty when it names nothing."""
-    first = _FIRST.search(question)
-    opening = question[first.start() :] if first else question
+    opening = question[_asking_at(question) :]
     opening = re.sub(r"^(?:at|by|until|from|for|on|in|to|with)\s+", "", opening, flags=re.I)
     asking = set()
     kind, start, end = _opening(question)

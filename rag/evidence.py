@@ -108,8 +108,24 @@ def split_asking(question: str) -> tuple[str, str]:
     return " ".join(sentences[asking:]), " ".join(sentences[:asking])
 
 
+def question_parts(question: str, query: str) -> list[tuple[str, str]]:
+    """(part, its retrieval query) for each part of the question that evidence is sought for: "which
+    page covers X?" seeks X, and "What X, and when Y?" seeks X and Y."""
+    topic = page_topic(question)
+    if topic:
+        query = query.replace(question, topic) if question in query else topic
+        question = topic
+    parts = split_question(question)
+    if len(parts) == 1:
+        return [(question, query)]
+    context = query[len(question) :] if query.startswith(question) else ""
+    return [(part, f"{part}{context}") for part in parts]
+
+
 def _normal(text: str) -> str:
-    return re.sub(r"\s+", " ", _MARKER.sub(" ", text)).strip().casefold()
+    """Text compared without markers, case and spacing ("... at any time [1]." is "... at any time.")."""
+    spaced = re.sub(r"\s+", " ", _MARKER.sub(" ", text))
+    return re.sub(r"\s+(?=[.,;:!?])", "", spaced).strip().casefold()
 
 
 def evidence_score(ev: Evidence, s: AnswerSettings) -> float:
@@ -275,16 +291,8 @@ class EvidenceScorer:
         key = (question, query, tuple(p.id for p in passages), tuple(history))
         if key in self._cache:
             return self._cache[key]
-        topic = page_topic(question)  # "which page covers X?" is answered by the evidence for X
-        if topic:
-            query = query.replace(question, topic) if question in query else topic
-            question = topic
-        parts = split_question(question)
-        context = query[len(question) :] if query.startswith(question) else ""
-        assessed = [
-            self._assess_part(part, f"{part}{context}" if len(parts) > 1 else query, passages, history)
-            for part in parts
-        ]
+        parts = question_parts(question, query)
+        assessed = [self._assess_part(part, q, passages, history) for part, q in parts]
         answered = [a for a in assessed if a.lead]
         if len(parts) == 1 or not answered:
             result = assessed[0]

@@ -34,6 +34,11 @@ from rag.orders import information_need, is_order
         ("I joined six months ago. How long until I can use parental leave?", "duration"),
         ("What code should I enter when enrolling?", None),  # "when" inside the question is not the ask
         ("Which page explains how to request leave?", "page"),
+        # a scene-setting clause is not the ask; "pay period" is a time, not a payment
+        ("When I resign, do I lose my unused sick leave?", "yes-no"),
+        ("After my trip ends, how long do I have to file the voucher?", "duration"),
+        ("How much overtime can I build up each pay period?", "quantity"),
+        ("How much do I pay for parking each month?", "money"),
     ],
 )
 def test_expected_kind(question: str, kind: str | None) -> None:
@@ -46,6 +51,7 @@ def test_expected_kind(question: str, kind: str | None) -> None:
         ("duration", "Submit it within 5 business days of your return.", ["5 business days"]),
         ("duration", "You accrue 6 hours per pay period.", ["6 hours", "per pay period"]),
         ("duration", "The trial lasts two weeks, or a month on request.", ["two weeks", "a month"]),
+        ("duration", "Reservists get 15 paid military days, or 3 and 4 days.", ["15 paid military days", "4 days"]),
         (
             "time",
             "The desk is staffed from 9:00 to 17:30, and until 5 pm on Fridays.",
