@@ -38,7 +38,10 @@ GRID = {
     "w_context": (0.0, 0.2, 0.4),
     "untyped_penalty": (0.1, 0.3),
 }
-SELECTION_GRID = {"keep_ratio": (0.6, 0.7, 0.8, 0.9, 1.0), "close_ratio": (0.85, 0.95, 1.0)}  # further sentences
+SELECTION_GRID = {
+    "keep_ratio": (0.6, 0.7, 0.8, 0.9, 1.0),
+    "close_ratio": (0.85, 0.95, 1.0),
+}  # further sentences
 COVERAGE_TOLERANCE = 0.005  # fact coverage a selection may give up for precision
 JUDGE_GRID = {"typed_focus": (0.0, 0.25, 0.5, 0.75)}  # fitted with the judge (it decides refusals)
 FITTED = (*GRID, *SELECTION_GRID, *JUDGE_GRID, "judge_weights")

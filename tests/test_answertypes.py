@@ -51,7 +51,11 @@ def test_expected_kind(question: str, kind: str | None) -> None:
         ("duration", "Submit it within 5 business days of your return.", ["5 business days"]),
         ("duration", "You accrue 6 hours per pay period.", ["6 hours", "per pay period"]),
         ("duration", "The trial lasts two weeks, or a month on request.", ["two weeks", "a month"]),
-        ("duration", "Reservists get 15 paid military days, or 3 and 4 days.", ["15 paid military days", "4 days"]),
+        (
+            "duration",
+            "Reservists get 15 paid military days, or 3 and 4 days.",
+            ["15 paid military days", "4 days"],
+        ),
         (
             "time",
             "The desk is staffed from 9:00 to 17:30, and until 5 pm on Fridays.",
