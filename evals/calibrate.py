@@ -94,11 +94,6 @@ def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepar
     return prepared
 
 
-def _selection_coverage(samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder) -> float:
-    """Mean share of fact groups that the extractive selection covers, over answerable cases."""
-    return _selection(samples, answer, embedder)[0]
-
-
 def _selection(
     samples: Sequence[Prepared], answer: AnswerSettings, embedder: Embedder
 ) -> tuple[float, float]:
@@ -212,15 +207,13 @@ def fit_judge(rows: Sequence[tuple[list[float] | None, bool]]) -> tuple[list[flo
     return [round(w, 4) for w in weights], balanced_accuracy(rows, weights)
 
 
-def near_best(trials: Sequence[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
-    """The trials whose fact coverage (a number, or the first of a pair) is within `COVERAGE_TOLERANCE`
-    of the best: an answer must hold the facts first, and among these the most precise one is chosen."""
-
-    def coverage(trial: tuple[Any, dict[str, Any]]) -> float:
-        return float(trial[0][0] if isinstance(trial[0], tuple) else trial[0])
-
-    top = max(coverage(t) for t in trials)
-    return [t for t in trials if coverage(t) >= top - COVERAGE_TOLERANCE]
+def near_best(
+    trials: Sequence[tuple[tuple[float, float], dict[str, Any]]],
+) -> list[tuple[tuple[float, float], dict[str, Any]]]:
+    """The trials ((fact coverage, gold precision), settings) whose coverage is within
+    `COVERAGE_TOLERANCE` of the best: an answer must hold the facts first; the most precise of these wins."""
+    top = max(coverage for (coverage, _), _ in trials)
+    return [t for t in trials if t[0][0] >= top - COVERAGE_TOLERANCE]
 
 
 def calibrate(
@@ -243,10 +236,10 @@ def calibrate(
     scored = []
     for values in itertools.product(*GRID.values()):
         trial = dict(zip(GRID, values, strict=True))
-        coverage = _selection_coverage(samples, settings.answer.model_copy(update=trial), embedder)
+        measured = _selection(samples, settings.answer.model_copy(update=trial), embedder)
         if progress:
-            progress(f"{trial}: fact coverage {coverage:.3f}")
-        scored.append((coverage, trial))
+            progress(f"{trial}: fact coverage {measured[0]:.3f}")
+        scored.append((measured, trial))
     trials = []
     for _, weighting in near_best(scored):
         for values in itertools.product(*SELECTION_GRID.values()):

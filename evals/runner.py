@@ -40,6 +40,8 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     "no-condense": {"retrieval": {"condense": False}},
     "extractive": {"generator": {"name": "extractive"}},
     "openai": {"generator": {"name": "openai"}},
+    "openai-gated": {"generator": {"name": "openai"}, "answer": {"judge": "evidence"}},
+    "langchain": {"generator": {"name": "langchain"}},
 }
 EVAL_SUPPORT_THRESHOLD = 0.7  # stricter than answer-time verification (0.62)
 

@@ -20,7 +20,7 @@ from rag.evidence import EvidenceScorer, Features
 from rag.settings import AnswerSettings
 from rag.types import Passage, Turn
 
-JUDGES = ("evidence", "none")
+JUDGES = ("auto", "evidence", "none")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,13 @@ class UnknownJudge(ValueError):
     """A judge name that is not registered."""
 
 
-def make_judge(name: str, scorer: EvidenceScorer, settings: AnswerSettings) -> AnswerabilityJudge:
+def make_judge(
+    name: str, scorer: EvidenceScorer, settings: AnswerSettings, *, llm: bool = False
+) -> AnswerabilityJudge:
+    """The judge called `name`; "auto" is the evidence judge for the extractive generator and none for an
+    LLM generator (the model reads the passages and may refuse; verification enforces support)."""
+    if name == "auto":
+        name = "none" if llm else "evidence"
     if name == "evidence":
         return EvidenceJudge(scorer, settings)
     if name == "none":

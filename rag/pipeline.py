@@ -284,7 +284,7 @@ def build_pipeline(
         reranker=make_reranker(r.reranker, r.reranker_model),
         condenser=condenser,
         scorer=scorer,
-        answerability=make_judge(settings.answer.judge, scorer, settings.answer),
+        answerability=make_judge(settings.answer.judge, scorer, settings.answer, llm=not extractive),
         generator=generator,
         judge=LexicalEmbeddingJudge(embedder),
         fallback=fallback,

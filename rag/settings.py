@@ -90,7 +90,11 @@ class RetrievalSettings(Section):
 
 
 class GeneratorSettings(Section):
-    name: str = Field("extractive", description="Answer generator: extractive (offline, default) or openai.")
+    name: str = Field(
+        "extractive",
+        description="Answer generator: extractive (offline, default), openai (an OpenAI-compatible endpoint, "
+        "our own client) or langchain (the same endpoint through LangChain's ChatOpenAI).",
+    )
     base_url: str = Field(
         "http://127.0.0.1:11434/v1",
         description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, hosted).",
@@ -114,9 +118,11 @@ class AnswerSettings(Section):
     max_question_chars: int = Field(2000, ge=10, description="Longer questions are rejected.")
     max_history_turns: int = Field(20, ge=0, description="Conversation turns kept for follow-up questions.")
     judge: str = Field(
-        "evidence",
-        description="Answer-or-refuse judge: evidence (a model over the best evidence's features) or none "
-        "(answer whenever something is retrieved; the verifier still removes unsupported sentences).",
+        "auto",
+        description="Answer-or-refuse judge before the generator: evidence (a model over the best evidence's "
+        "features), none (answer whenever something is retrieved; the verifier still removes unsupported "
+        "sentences) or auto (evidence for the extractive generator, none for LLMs, which read the passages "
+        "and may refuse themselves).",
     )
     judge_weights: list[float] = Field(
         default_factory=_fit("judge_weights"),

@@ -150,3 +150,13 @@ def test_numbers_must_be_in_the_quote(judge: LexicalEmbeddingJudge) -> None:
     passage = Passage("b", FUNDING, {"kind": "article"})
     assert judge.support("Imperial returned £500,000 of funding in October 2021.", passage).score >= 0.62
     assert judge.support("Imperial returned £600,000 of funding in October 2021.", passage).score < 0.62
+
+
+def test_a_quoted_sentence_is_recognised_however_the_answer_placed_its_marker() -> None:
+    """A follow-up must know what the previous answer quoted, whether it wrote "... time. [1]" or
+    "... time [1].", so that "What else?" is not answered with the same sentence."""
+    from rag.evidence import _normal
+
+    sentence = "You can have up to 24 credit hours accrued, at any given time."
+    assert _normal("You can have up to 24 credit hours accrued, at any given time [1].") == _normal(sentence)
+    assert _normal("You can have up to 24 credit hours accrued, at any given time. [1]") == _normal(sentence)

@@ -6,7 +6,7 @@ from rag.evidence import EvidenceScorer
 from rag.generators.base import Generator
 from rag.settings import Settings
 
-GENERATORS = ("extractive", "openai")
+GENERATORS = ("extractive", "openai", "langchain")
 
 
 class UnknownGenerator(ValueError):
@@ -23,4 +23,8 @@ def make_generator(settings: Settings, scorer: EvidenceScorer) -> Generator:
         from rag.generators.openai import OpenAIGenerator
 
         return OpenAIGenerator(g)
+    if g.name == "langchain":
+        from rag.generators.chat import chat_openai
+
+        return chat_openai(g)
     raise UnknownGenerator(f"unknown generator {g.name!r}; known: {', '.join(GENERATORS)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -205,10 +205,14 @@ def _server_message(response: httpx.Response) -> str:
     return _one_line(text, 120)
 
 
-class LLMCondenser(Condenser):
-    """Asks the endpoint for a standalone question; the rule-based condenser when that fails."""
+class Completer(Protocol):
+    def complete(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> str: ...
 
-    def __init__(self, generator: OpenAIGenerator, turns: int = HISTORY_TURNS) -> None:
+
+class LLMCondenser(Condenser):
+    """Asks the model for a standalone question; the rule-based condenser when that fails."""
+
+    def __init__(self, generator: Completer, turns: int = HISTORY_TURNS) -> None:
         self.generator = generator
         self.turns = turns
         self.rules = RuleCondenser()
