@@ -262,6 +262,43 @@ class EvidenceScorer:
             1.0 if best.typed else 0.0,
         )
 
+    def excerpts(
+        self,
+        question: str,
+        query: str,
+        passages: Sequence[Passage],
+        history: Sequence[Turn] = (),
+        budget: int = 0,
+    ) -> list[str]:
+        """What an LLM is shown of each passage within about `budget` characters in all: the passage's
+        best sentence, then the best sentences of any passage while the budget lasts, each passage's in
+        document order with "…" where sentences are left out. Whole passages when they fit (or budget 0)."""
+        if not budget or sum(len(p.text) for p in passages) <= budget:
+            return [p.text for p in passages]
+        evidence = self.score(question, query, passages, history)
+        chosen: dict[int, list[Evidence]] = {}
+        used = 0
+        for ev in evidence:  # each passage's best sentence first: every marker keeps its meaning
+            if ev.passage not in chosen:
+                chosen[ev.passage] = [ev]
+                used += len(ev.text)
+        for ev in evidence:
+            if used + len(ev.text) > budget:
+                break
+            if ev not in chosen[ev.passage]:
+                chosen[ev.passage].append(ev)
+                used += len(ev.text)
+        texts = []
+        for i, passage in enumerate(passages):
+            text, last = "", 0
+            for ev in sorted(chosen.get(i, []), key=lambda e: e.start):
+                gap = passage.text[last : ev.start]
+                text += (gap if not gap.strip() else " … ") if text else ("… " if gap.strip() else "")
+                text += ev.text
+                last = ev.end
+            texts.append(text + (" …" if passage.text[last:].strip() else "") if text else passage.text)
+        return texts
+
     def soft_coverage(self, question: str, text: str) -> float:
         """IDF-weighted share of the question's words in `text`, where a word that `text` lacks counts the
         embedding similarity of its closest word in `text` ("vessels" ~ "warships"): paraphrases keep

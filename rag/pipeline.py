@@ -148,6 +148,10 @@ class Pipeline:
                 yield from self._refuse(answer, passages, verdict.reason)
                 return
         request = GenerationRequest(need, answer.query, context, turns)
+        budget = self.settings.generator.context_chars
+        if budget and not structured and not isinstance(self.generator, ExtractiveGenerator):
+            shown = self.scorer.excerpts(resolved, answer.query, context, turns, budget)
+            request = GenerationRequest(need, answer.query, context, turns, shown)
         pieces = iter([structured.text]) if structured else self.generator.generate(request)
         verifier = Verifier(context, self.judge, self.settings.answer.support_threshold, declines=[REFUSAL])
         produced: list[str] = []

@@ -106,6 +106,12 @@ class GeneratorSettings(Section):
     fallback: bool = Field(
         True, description="When the endpoint fails, answer with the extractive generator and say so."
     )
+    context_chars: int = Field(
+        0,
+        ge=0,
+        description="Characters of passage text an LLM generator is shown in all (about 4 per token): each "
+        "passage's most relevant sentences within this budget; 0 sends whole passages.",
+    )
     max_sentences: int = Field(
         3, ge=1, le=10, description="Sentences the extractive generator quotes at most."
     )

@@ -160,3 +160,20 @@ def test_the_judge_is_a_seam_chosen_by_name(indexed: Settings, pipeline: Pipelin
     strict = pipeline.ask("What is the dress code in the office?")
     loose = lenient.ask("What is the dress code in the office?")
     assert strict.refused and not loose.refused
+
+
+def test_llm_excerpts_keep_the_answer_within_the_budget(pipeline: Pipeline) -> None:
+    """An LLM is shown each passage's most relevant sentences within the budget, in document order, with
+    "…" where sentences are left out; whole passages when they fit."""
+    question = "How many days can unused leave be carried over?"
+    passages = pipeline.retriever.retrieve(question, 3)
+    whole = pipeline.scorer.excerpts(question, question, passages, budget=10_000)
+    assert whole == [p.text for p in passages]
+    shown = pipeline.scorer.excerpts(question, question, passages, budget=120)
+    assert len(shown) == len(passages)
+    leave = next(n for n, p in enumerate(passages) if "carried over" in p.text)
+    assert "Unused leave of up to 5 days can be carried over into the next year." in shown[leave]
+    assert "25 days of annual leave" not in shown[leave] and shown[leave].startswith("…")
+    for passage, text in zip(passages, shown, strict=True):  # every piece is the passage's own words
+        assert all(part.strip() in passage.text for part in text.split("…"))
+        assert text.strip("… ")

@@ -22,6 +22,7 @@ class GenerationRequest:
     query: str  # the standalone retrieval query
     passages: list[Passage]  # marker [n] refers to passages[n - 1]
     history: Sequence[Turn] = ()
+    excerpts: Sequence[str] = ()  # what an LLM is shown of each passage (its relevant sentences), if set
 
 
 class Generator(ABC):

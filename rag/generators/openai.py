@@ -69,7 +69,11 @@ def history_messages(history: Sequence[Turn], turns: int = HISTORY_TURNS) -> lis
 
 
 def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
-    blocks = [f"[{n}] {passage_label(p)}\n{p.text.strip()}" for n, p in enumerate(request.passages, 1)]
+    texts = request.excerpts or [p.text for p in request.passages]
+    blocks = [
+        f"[{n}] {passage_label(p)}\n{text.strip()}"
+        for n, (p, text) in enumerate(zip(request.passages, texts, strict=True), 1)
+    ]
     question = request.question
     if request.query and request.query != request.question:
         question += f"\n(Standalone form of the question: {request.query})"
