@@ -148,9 +148,12 @@ def test_one_passage_one_marker(pipeline: Pipeline) -> None:
 
 
 def test_the_judge_is_a_seam_chosen_by_name(indexed: Settings, pipeline: Pipeline) -> None:
-    assert JUDGES == ("evidence", "none")
-    with pytest.raises(UnknownJudge, match="known: evidence, none"):
+    assert JUDGES == ("auto", "evidence", "none")
+    with pytest.raises(UnknownJudge, match="known: auto, evidence, none"):
         make_judge("oracle", pipeline.scorer, indexed.answer)
+    # "auto": the evidence judge before the extractive generator, no gate before an LLM
+    assert type(make_judge("auto", pipeline.scorer, indexed.answer)).__name__ == "EvidenceJudge"
+    assert type(make_judge("auto", pipeline.scorer, indexed.answer, llm=True)).__name__ == "RetrievalJudge"
     # "none" leaves refusing to the generator: the extractive generator still finds no typed value
     lenient = build_pipeline(
         indexed.model_copy(update={"answer": indexed.answer.model_copy(update={"judge": "none"})})

@@ -14,17 +14,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.generators.base import GenerationRequest, Generator, GeneratorError
-from rag.generators.openai import LLMCondenser, build_messages
+from rag.generators.openai import LLMCondenser, _one_line, build_messages
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from rag.settings import GeneratorSettings
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class ChatModelGenerator(Generator):
@@ -48,8 +43,6 @@ class ChatModelGenerator(Generator):
                 got = got or bool(piece.strip())
                 if piece:
                     yield piece
-        except GeneratorError:
-            raise
         except Exception as exc:  # any provider's error: one line for the user, never a traceback
             raise GeneratorError(f"the chat model {self.name} failed: {_describe(exc)}") from None
         if not got:
