@@ -17,6 +17,8 @@ import pytest
 
 from rag.settings import Settings
 
+from .fakellm import FakeLLM
+
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
 BIN = Path(sys.executable).parent
@@ -99,3 +101,19 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
             data_dir=tmp_path / "data", chroma_url=url, store={"collection": f"t{uuid.uuid4().hex}"}
         )
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    """A fake OpenAI-compatible server on loopback, one per test module."""
+    with FakeLLM.running() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh(fake: FakeLLM) -> Iterator[None]:
+    """The fake server with no scripted replies or recorded requests; every scripted reply must be used."""
+    fake.script.clear()
+    fake.requests.clear()
+    yield
+    assert not fake.script, "scripted replies left unused"

@@ -133,3 +133,14 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
         self.wfile.flush()
+
+
+_BLOCK = re.compile(r"^\[(\d+)\] \(", re.M)
+
+
+def passages_of(body: dict[str, Any]) -> dict[int, str]:
+    """The numbered passage blocks of the user message the server received."""
+    user = body["messages"][-1]["content"]
+    marks = list(_BLOCK.finditer(user))
+    ends = [m.start() for m in marks[1:]] + [user.find("\n\nQuestion:")]
+    return {int(m.group(1)): user[m.start() : end] for m, end in zip(marks, ends, strict=True)}

@@ -5,7 +5,6 @@ snippets are run as written, with the server's address put in."""
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,18 +22,15 @@ from rag.settings import GeneratorSettings, Settings
 from rag.store import VectorStore
 
 from .conftest import CORPUS, REPO
-from .fakellm import FakeLLM, completion, error, sse, words
+from .fakellm import FakeLLM, completion, error, passages_of, sse, words
 
 FUNDING = "£500,000 of funding"
-_BLOCK = re.compile(r"^\[(\d+)\] \(", re.M)
+pytestmark = pytest.mark.usefixtures("fresh")
 
 
 def marker_of(body: dict[str, Any], text: str) -> int:
     """The marker of the first passage holding `text` in the prompt the server received."""
-    user = body["messages"][-1]["content"]
-    marks = list(_BLOCK.finditer(user))
-    ends = [m.start() for m in marks[1:]] + [len(user)]
-    return min(int(m.group(1)) for m, end in zip(marks, ends, strict=True) if text in user[m.start() : end])
+    return min(n for n, passage in passages_of(body).items() if text in passage)
 
 
 def answering(text: str, holding: str) -> Callable[[dict[str, Any]], Any]:
@@ -47,20 +43,6 @@ def snippet(name: str) -> str:
     block = readme.split(f"<!-- langchain:{name} -->\n```python\n", 1)[1].split("\n```", 1)[0]
     assert "http://127.0.0.1:8080/v1" in block
     return block
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM.running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(fake: FakeLLM) -> Iterator[None]:
-    fake.script.clear()
-    fake.requests.clear()
-    yield
-    assert not fake.script, "scripted replies left unused"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ through the real pipeline: real corpus, real embedding model, real retrieval and
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 import time
@@ -23,19 +22,11 @@ from rag.store import VectorStore
 from rag.types import CitationEvent, Done, TextDelta, Turn
 
 from .conftest import CORPUS, free_port
-from .fakellm import FakeLLM, Reply, completion, error, sse, words
+from .fakellm import FakeLLM, Reply, completion, error, passages_of, sse, words
 
 QUESTION = "How much funding was returned?"
 FUNDING = "£500,000 of funding"
-_BLOCK = re.compile(r"^\[(\d+)\] \(", re.M)
-
-
-def passages_of(body: dict[str, Any]) -> dict[int, str]:
-    """The numbered passage blocks of the user message the server received."""
-    user = body["messages"][-1]["content"]
-    marks = list(_BLOCK.finditer(user))
-    ends = [m.start() for m in marks[1:]] + [user.find("\n\nQuestion:")]
-    return {int(m.group(1)): user[m.start() : end] for m, end in zip(marks, ends, strict=True)}
+pytestmark = pytest.mark.usefixtures("fresh")
 
 
 def funding_marker(body: dict[str, Any]) -> int:
@@ -44,20 +35,6 @@ def funding_marker(body: dict[str, Any]) -> int:
 
 def other_marker(body: dict[str, Any]) -> int:
     return min(n for n, text in passages_of(body).items() if "£500,000" not in text)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with FakeLLM.running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(fake: FakeLLM) -> Iterator[None]:
-    fake.script.clear()
-    fake.requests.clear()
-    yield
-    assert not fake.script, "scripted replies left unused"
 
 
 @pytest.fixture(scope="module")
