@@ -154,7 +154,9 @@ def run(
                     CaseScore(case.id, case.answerable, False, None, None, None, None, 0, 0, elapsed, error)
                 )
             else:
-                result.rows.append({"id": case.id, **answer.to_json()})
+                result.rows.append(
+                    {"id": case.id, **answer.to_json(), "draft": answer.draft, "notes": answer.notes}
+                )
                 result.answers[case.id] = answer
                 result.scores.append(score_case(case, answer, config.retrieval.k, supports))
             if progress:

@@ -155,8 +155,9 @@ class Pipeline:
         pieces = iter([structured.text]) if structured else self.generator.generate(request)
         verifier = Verifier(context, self.judge, self.settings.answer.support_threshold, declines=[REFUSAL])
         produced: list[str] = []
+        drafted: list[str] = []
         try:
-            for delta, citations in self._verified(pieces, verifier):
+            for delta, citations in self._verified(_recorded(pieces, drafted), verifier):
                 produced.append(delta)
                 yield TextDelta(delta)
                 yield from (CitationEvent(c) for c in citations)
@@ -164,11 +165,15 @@ class Pipeline:
             if self.fallback is None or produced:
                 raise
             answer.notes.append(f"generator failed ({exc}); answered with the extractive generator")
-            for delta, citations in self._verified(self.fallback.generate(request), verifier):
+            drafted.clear()
+            for delta, citations in self._verified(
+                _recorded(self.fallback.generate(request), drafted), verifier
+            ):
                 produced.append(delta)
                 yield TextDelta(delta)
                 yield from (CitationEvent(c) for c in citations)
         lap("generate")
+        answer.draft = "".join(drafted)
         answer.notes.extend(verifier.notes)
         answer.citations = verifier.citations
         text = "".join(produced).strip()
@@ -223,6 +228,12 @@ class Pipeline:
     def passage(self, chunk_id: str) -> Passage | None:
         hits = self.store.get([chunk_id])
         return Passage(hits[0].id, hits[0].text, hits[0].metadata) if hits else None
+
+
+def _recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:
+    for piece in pieces:
+        into.append(piece)
+        yield piece
 
 
 def _distinct(passages: Sequence[Passage]) -> list[Passage]:

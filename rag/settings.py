@@ -107,10 +107,11 @@ class GeneratorSettings(Section):
         True, description="When the endpoint fails, answer with the extractive generator and say so."
     )
     context_chars: int = Field(
-        0,
+        1600,
         ge=0,
         description="Characters of passage text an LLM generator is shown in all (about 4 per token): each "
-        "passage's most relevant sentences within this budget; 0 sends whole passages.",
+        "passage's most relevant sentences within this budget; 0 sends whole passages. Fitted by `python -m "
+        "evals.context` (the smallest budget that keeps the gold evidence of the tuning suites).",
     )
     max_sentences: int = Field(
         3, ge=1, le=10, description="Sentences the extractive generator quotes at most."

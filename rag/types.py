@@ -112,6 +112,7 @@ class Answer:
     related: list[Passage] = field(default_factory=list)  # closest passages of a refusal (not citations)
     query: str = ""  # the standalone retrieval query
     notes: list[str] = field(default_factory=list)  # what verification changed, generator fallbacks
+    draft: str = ""  # the generator's text before verification (for evaluation; never shown)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
 
     @property

@@ -107,7 +107,7 @@ def test_dev_set_results_have_the_ask_json_shape(
     assert [row["id"] for row in rows] == [c.id for c in load_dataset(DEV)]
     citations = 0
     for row in rows:
-        assert set(row) == {"id", *ASK_KEYS}, row.get("error", row["id"])
+        assert set(row) == {"id", *ASK_KEYS, "draft", "notes"}, row.get("error", row["id"])
         assert isinstance(row["answer"], str) and isinstance(row["refused"], bool)
         assert isinstance(row["latency_ms"], int | float) and row["latency_ms"] >= 0
         assert row["retrieved"] and all({"chunk_id", "source", "text"} <= set(p) for p in row["retrieved"])
