@@ -41,7 +41,6 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     "extractive": {"generator": {"name": "extractive"}},
     "openai": {"generator": {"name": "openai"}},
     "openai-gated": {"generator": {"name": "openai"}, "answer": {"judge": "evidence"}},
-    "langchain": {"generator": {"name": "langchain"}},
 }
 EVAL_SUPPORT_THRESHOLD = 0.7  # stricter than answer-time verification (0.62)
 

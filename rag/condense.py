@@ -5,7 +5,7 @@ the ...?") or has almost no content words, the previous user question's content 
 numbers of the previous answer are carried into the query, in brackets after the question: retrieval
 reads them, the evidence scorer weighs them below the question's own words, and the previous answer's
 paragraph is preferred (`rag.evidence`). An LLM backend condenses with a prompt instead
-(`rag.generators.openai`).
+(`rag.generators.chat`).
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ class RetrievalSettings(Section):
 class GeneratorSettings(Section):
     name: str = Field(
         "extractive",
-        description="Answer generator: extractive (offline, default), openai (an OpenAI-compatible endpoint, "
-        "our own client) or langchain (the same endpoint through LangChain's ChatOpenAI).",
+        description="Answer generator: extractive (offline, default) or openai (an OpenAI-compatible "
+        "endpoint, through LangChain's ChatOpenAI).",
     )
     base_url: str = Field(
         "http://127.0.0.1:11434/v1",
@@ -102,6 +102,12 @@ class GeneratorSettings(Section):
     model: str = Field("llama3.1", description="Model name at the OpenAI-compatible endpoint.")
     api_key: str = Field("", description="API key for the endpoint (sent as a Bearer token when set).")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for the endpoint before giving up.")
+    retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Retries of a failed LLM request (connection error, HTTP 408/409/429/5xx).",
+    )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature for the openai generator.")
     fallback: bool = Field(
         True, description="When the endpoint fails, answer with the extractive generator and say so."

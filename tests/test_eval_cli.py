@@ -257,7 +257,7 @@ def test_dataset_written_by_someone_else(indexed: Indexed) -> None:
     assert "warning:" not in result.stderr
     rows = read_jsonl(indexed.root / "theirs-results.jsonl")
     assert [row["id"] for row in rows] == [c["id"] for c in cases]
-    assert all(set(row) == {"id", *ASK_KEYS} for row in rows)
+    assert all(set(row) == {"id", *ASK_KEYS, "draft", "notes"} for row in rows)
     assert "passed / cases" in result.stdout and "/4" in result.stdout
 
 

@@ -50,7 +50,14 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Iterator
     """The default corpus ingested once; (its root, settings for an LLM at the fake server)."""
     root = tmp_path_factory.mktemp("langchain")
     shutil.copytree(CORPUS, root / "corpus")
-    generator = {"name": "langchain", "base_url": fake.url, "model": "fake", "timeout": 5, "fallback": False}
+    generator = {
+        "name": "openai",
+        "base_url": fake.url,
+        "model": "fake",
+        "timeout": 5,
+        "fallback": False,
+        "retries": 0,
+    }
     settings = Settings(data_dir=root / "data", generator=generator)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -100,7 +107,7 @@ def test_readme_pipeline_with_chatopenai(
     assert FUNDING in out[0].split("] ", 1)[1]
     assert out[-1].startswith("{'citations': [{") and "October 2021" in out[-1]
     assert all(line.startswith("{'answer': ") for line in out[1:-1])
-    assert len(fake.requests) == 3 and all(r["body"]["stream"] for r in fake.requests)
+    assert [r["body"]["stream"] for r in fake.requests] == [True, False, True]  # answer, condense, answer
 
 
 def test_answer_chain_streams_what_it_invokes_and_batches(fake: FakeLLM, pipeline: Pipeline) -> None:
@@ -146,11 +153,14 @@ def test_llm_generators_see_the_question_without_a_gate(
     assert len(fake.requests) == 1  # refused before the model was asked
 
 
-def test_a_failing_chat_model_is_one_line(fake: FakeLLM, pipeline: Pipeline) -> None:
+def test_a_failing_chat_model_is_one_line(fake: FakeLLM, indexed: tuple[Path, Settings]) -> None:
+    from langchain_openai import ChatOpenAI
+
+    _, settings = indexed
+    model = ChatOpenAI(base_url=fake.url, api_key="none", model="local", max_retries=0)
+    pipeline = build_pipeline(settings, generator=ChatModelGenerator(model))
     fake.script.append(error(500, "model overloaded"))
-    with pytest.raises(
-        GeneratorError, match=r"^the chat model at http://127\.0\.0\.1:\d+/v1 failed: HTTP 500: "
-    ):
+    with pytest.raises(GeneratorError, match=r"^the chat model ChatOpenAI failed: HTTP 500: .*overloaded"):
         pipeline.ask("How much funding was returned?")
     fake.script.append(lambda body: sse(" "))
     with pytest.raises(GeneratorError, match=r"returned an empty answer$"):

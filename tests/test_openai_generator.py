@@ -1,5 +1,6 @@
-"""The OpenAI-compatible generator against a fake chat-completions server speaking real HTTP (JSON and SSE),
-through the real pipeline: real corpus, real embedding model, real retrieval and verification."""
+"""The `openai` generator (LangChain's `ChatOpenAI`) against a fake chat-completions server speaking real
+HTTP (JSON and SSE), through the real pipeline: real corpus, real embedding model, real retrieval and
+verification."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ingest.indexer import ingest
 from rag.condense import RuleCondenser
 from rag.embeddings import Embedder
 from rag.generators.base import REFUSAL, GenerationRequest, GeneratorError
-from rag.generators.openai import LLMCondenser, OpenAIGenerator
+from rag.generators.chat import ChatModelGenerator, LLMCondenser, chat_openai
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import GeneratorSettings, Settings
 from rag.store import VectorStore
@@ -44,7 +45,15 @@ def make(tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Iterator[Ca
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # no stray rag.toml; sources read "corpus/..."
         shutil.copytree(CORPUS, root / "corpus")
-        base = {"name": "openai", "base_url": fake.url, "model": "fake", "timeout": 2, "fallback": False}
+        base = {
+            "name": "openai",
+            "base_url": fake.url,
+            "model": "fake",
+            "timeout": 2,
+            "fallback": False,
+            "retries": 0,
+            "context_chars": 0,  # whole passages: the tests below read them in the prompt
+        }
         settings = Settings(data_dir=root / "data", generator=base)
         embedder = Embedder(settings.embedding)
         store = VectorStore(settings)
@@ -64,7 +73,7 @@ def pipeline(make: Callable[..., Pipeline]) -> Pipeline:
 
 
 def test_streamed_answer_is_verified_and_cited(pipeline: Pipeline, fake: FakeLLM) -> None:
-    assert isinstance(pipeline.generator, OpenAIGenerator)
+    assert isinstance(pipeline.generator, ChatModelGenerator)
     fake.script.append(
         lambda body: sse(
             *words(f"Imperial returned the £500,000 of funding in October 2021 [{funding_marker(body)}].")
@@ -97,15 +106,27 @@ def test_streamed_answer_is_verified_and_cited(pipeline: Pipeline, fake: FakeLLM
 
 
 def test_plain_json_response(pipeline: Pipeline, fake: FakeLLM) -> None:
-    fake.script.append(
-        lambda body: completion(
-            f"Imperial returned the £500,000 of funding in October 2021 [{funding_marker(body)}]."
-        )
+    """A server that ignores `"stream": true` and sends one JSON body is asked again without streaming."""
+    reply = lambda body: completion(  # noqa: E731
+        f"Imperial returned the £500,000 of funding in October 2021 [{funding_marker(body)}]."
     )
+    fake.script.extend([reply, reply])
     answer = pipeline.ask(QUESTION)
     assert not answer.refused and "£500,000" in answer.text
     assert answer.citations and "£500,000" in answer.citations[0].quote
-    assert fake.requests[0]["body"]["stream"] is True  # asked for a stream, got a JSON body
+    assert [r["body"]["stream"] for r in fake.requests] == [True, False]
+
+
+def test_a_failed_request_is_retried(make: Callable[..., Pipeline], fake: FakeLLM) -> None:
+    fake.script.extend(
+        [
+            error(503, "loading model"),
+            lambda body: sse(f"Imperial returned the £500,000 of funding [{funding_marker(body)}]."),
+        ]
+    )
+    answer = make(retries=1).ask(QUESTION)
+    assert not answer.refused and "£500,000" in answer.text
+    assert len(fake.requests) == 2
 
 
 def test_wrong_citation_is_recited_and_unsupported_sentence_removed(
@@ -174,32 +195,47 @@ def test_timeout_is_a_generator_error_without_hanging(pipeline: Pipeline, fake: 
 
 
 @pytest.mark.parametrize(
-    ("reply", "expected"),
+    ("reply", "expected", "asked"),
     [
         (
             Reply(content_type="text/html", chunks=[b"<html><body>Bad gateway</body></html>"]),
-            "neither JSON nor SSE",
+            "sent an unexpected response",
+            2,
         ),
         (
             Reply(content_type="text/event-stream", chunks=[b"data: {not json\n\n"], streamed=True),
             "malformed stream chunk",
+            1,
         ),
-        (Reply(chunks=[b'{"object": "chat.completion"}']), "unexpected response"),
-        (sse(), "empty answer"),
-        (completion("   "), "empty answer"),
+        (Reply(chunks=[b'{"object": "chat.completion"}']), "sent an unexpected response", 2),
+        (
+            Reply(
+                content_type="text/event-stream",
+                chunks=[b'data: {"error": {"message": "context too long"}}\n\n'],
+                streamed=True,
+            ),
+            "reported an error: context too long",
+            1,
+        ),
+        (sse(), "empty answer", 1),
+        (completion("   "), "empty answer", 2),
     ],
-    ids=["html", "bad-sse", "no-choices", "empty-stream", "empty-json"],
+    ids=["html", "bad-sse", "no-choices", "error-chunk", "empty-stream", "empty-json"],
 )
-def test_malformed_responses(pipeline: Pipeline, fake: FakeLLM, reply: Reply, expected: str) -> None:
-    fake.script.append(reply)
+def test_malformed_responses(
+    pipeline: Pipeline, fake: FakeLLM, reply: Reply, expected: str, asked: int
+) -> None:
+    fake.script.extend([reply] * asked)  # a JSON or HTML body is no stream: asked once more, not streamed
     with pytest.raises(GeneratorError, match=expected) as info:
         pipeline.ask(QUESTION)
-    assert "\n" not in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"the LLM endpoint at {fake.url} ") and "\n" not in message
+    assert len(fake.requests) == asked
 
 
 def test_connection_refused() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    generator = OpenAIGenerator(GeneratorSettings(name="openai", base_url=url, timeout=2))
+    generator = chat_openai(GeneratorSettings(name="openai", base_url=url, timeout=2, retries=0))
     with pytest.raises(GeneratorError, match=r"^the LLM endpoint at .* could not be reached"):
         list(generator.generate(GenerationRequest("q", "q", [])))
 
@@ -207,7 +243,7 @@ def test_connection_refused() -> None:
 def test_deltas_are_yielded_as_they_arrive(fake: FakeLLM) -> None:
     gate = threading.Event()
     fake.script.append(sse("Imperial returned ", "the money [1].", gate=gate))
-    generator = OpenAIGenerator(GeneratorSettings(name="openai", base_url=fake.url, timeout=5))
+    generator = chat_openai(GeneratorSettings(name="openai", base_url=fake.url, timeout=5))
     pieces = generator.generate(GenerationRequest("q", "q", []))
     assert next(pieces) == "Imperial returned "  # the rest of the stream is still held back by the server
     gate.set()
@@ -289,3 +325,15 @@ def test_prompt_numbers_passages_and_guards_against_injection(pipeline: Pipeline
             assert f"{meta['upvotes']} upvotes, {meta['downvotes']} downvotes" in blocks[n]
             assert f"replying to {meta['parent_author']}" in blocks[n]
     assert comments >= 1
+
+
+def test_prompt_carries_the_relevant_sentences_within_the_budget(
+    make: Callable[..., Pipeline], fake: FakeLLM
+) -> None:
+    fake.script.append(sse(REFUSAL))
+    answer = make(context_chars=400).ask(QUESTION)
+    blocks = passages_of(fake.requests[0]["body"])
+    assert list(blocks) == list(range(1, len(answer.retrieved) + 1))  # every passage keeps its marker
+    shown = sum(len(block.split("\n", 1)[1].strip()) for block in blocks.values())
+    assert shown < sum(len(p.text) for p in answer.retrieved) / 2  # each passage's best sentence at least
+    assert any(FUNDING in block for block in blocks.values())  # the answer's sentence is kept

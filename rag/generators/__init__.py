@@ -6,7 +6,7 @@ from rag.evidence import EvidenceScorer
 from rag.generators.base import Generator
 from rag.settings import Settings
 
-GENERATORS = ("extractive", "openai", "langchain")
+GENERATORS = ("extractive", "openai")
 
 
 class UnknownGenerator(ValueError):
@@ -20,10 +20,6 @@ def make_generator(settings: Settings, scorer: EvidenceScorer) -> Generator:
 
         return ExtractiveGenerator(scorer, settings.answer, g.max_sentences)
     if g.name == "openai":
-        from rag.generators.openai import OpenAIGenerator
-
-        return OpenAIGenerator(g)
-    if g.name == "langchain":
         from rag.generators.chat import chat_openai
 
         return chat_openai(g)
