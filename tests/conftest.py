@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -9,18 +10,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+from ingest.indexer import IngestReport, ingest
 from rag.settings import Settings
 
 from .fakellm import FakeLLM
 
+if TYPE_CHECKING:
+    from evals.runner import RunResult
+
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
+DEV = REPO / "evals" / "datasets" / "dev.jsonl"
 BIN = Path(sys.executable).parent
 
 
@@ -41,6 +49,57 @@ def corpus(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(CORPUS, target)
     return target
+
+
+@dataclass(frozen=True)
+class DefaultIndex:
+    """The default corpus ingested once for the session: its settings and the ingest report."""
+
+    settings: Settings
+    report: IngestReport
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def copy(self, data_dir: Path) -> Path:
+        """A private copy of the index at `data_dir` (milliseconds, where ingesting again takes seconds),
+        for a test that changes it or writes feedback next to it."""
+        shutil.copytree(self.data_dir, data_dir)
+        return data_dir
+
+
+@pytest.fixture(scope="session")
+def default_index(tmp_path_factory: pytest.TempPathFactory) -> DefaultIndex:
+    """The default corpus ingested once for the whole session, for the tests that only read the index (ask,
+    eval, serve). A test that corrupts the index or writes feedback into its data dir takes a `copy`; one
+    that re-ingests, deletes or adds documents ingests its own. Sources read "corpus/...", as after
+    `rag ingest` in the checkout."""
+    root = tmp_path_factory.mktemp("default-index")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("RAG_"):
+                patch.delenv(key)
+        patch.chdir(root)  # no stray rag.toml
+        settings = Settings(data_dir=root / "data")
+        patch.chdir(REPO)
+        report = ingest([CORPUS], settings)
+    return DefaultIndex(settings, report)
+
+
+@pytest.fixture(scope="session")
+def dev_run(default_index: DefaultIndex) -> Callable[[int], RunResult]:
+    """The dev set through the default configuration on the session's index at k passages, run once per k:
+    the quality gate's dev suite and test_reliability's clean baseline read the same run."""
+    from evals.dataset import load_dataset
+    from evals.runner import run
+
+    @functools.cache
+    def at(k: int) -> RunResult:
+        (result,) = run(load_dataset(DEV), default_index.settings, ["default"], k=k)
+        return result
+
+    return at
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
 """The HTTP API as a client uses it: real uvicorn servers on loopback ports, httpx, the real pipeline on the
-default corpus (ingested once per module), fakes only for the LLM endpoint's failures."""
+default corpus (a copy of the session's index), fakes only for the LLM endpoint's failures."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from rag.generators.extractive import ExtractiveGenerator
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
-from .conftest import BIN, CORPUS, free_port, wait_http
+from .conftest import BIN, DefaultIndex, free_port, wait_http
 
 KEY, KEY2 = "test-key-one", "test-key-two"
 WIKI = "https://wiki.example.com"
@@ -89,8 +89,8 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ingested(tmp_path_factory.mktemp("api") / "data", CORPUS)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex) -> Path:
+    return default_index.copy(tmp_path_factory.mktemp("api") / "data")  # feedback is written next to it
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import (
 
 from rag.api import create_app
 
-from .conftest import CORPUS
-from .test_api import KEY, ingested, running, server_settings
+from .conftest import DefaultIndex
+from .test_api import KEY, running, server_settings
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -47,8 +47,10 @@ OPERATIONS = [
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.schemas.BaseSchema]:
-    data_dir = ingested(tmp_path_factory.mktemp("fuzz") / "data", CORPUS)
+def api_schema(
+    tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex
+) -> Iterator[schemathesis.schemas.BaseSchema]:
+    data_dir = default_index.copy(tmp_path_factory.mktemp("fuzz") / "data")  # the fuzzer posts feedback
     app_settings = server_settings(data_dir, server={"api_keys": [KEY], "rate_limit_per_minute": 0})
     with running(create_app(app_settings)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BIN, CORPUS
+from .conftest import BIN, DefaultIndex
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("cli-ask") / "data"
-    env = {**os.environ, "RAG_DATA_DIR": str(data)}
-    subprocess.run(
-        [str(BIN / "rag"), "ingest", str(CORPUS)], check=True, capture_output=True, env=env, timeout=300
-    )
-    return data
+def data_dir(default_index: DefaultIndex) -> Path:
+    """The session's default index (`rag ingest` itself is tested in test_cli_ingest.py); asking only reads it."""
+    return default_index.data_dir
 
 
 def rag(data: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,8 @@
 """`rag eval` as a user runs it: real processes, the real corpus and model, exit codes and one-line errors.
 
-The corpus is ingested once for the module; every run reads that index. The dev-set run dominates the
-time of this file (one pass of the pipeline over every case of evals/datasets/dev.jsonl).
+The default corpus is ingested once for the session (conftest's `default_index`); every run without
+`--corpus` reads that index. The dev-set run dominates the time of this file (one pass of the pipeline over
+every case of evals/datasets/dev.jsonl).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import pytest
 from evals.dataset import load_dataset
 from rag.types import Answer
 
-from .conftest import BIN, CORPUS, REPO
+from .conftest import BIN, CORPUS, DEV, DefaultIndex
 
-DEV = REPO / "evals" / "datasets" / "dev.jsonl"
 ASK_KEYS = {"question", "answer", "refused", "citations", "retrieved", "latency_ms"}
 CITATION_KEYS = {"marker", "chunk_id", "source", "title", "kind", "author", "text", "quote", "start", "end"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -65,24 +65,19 @@ def table_header(report: str) -> list[str]:
 
 
 class Indexed:
-    """A module-wide working dir whose data dir holds the ingested corpus."""
+    """A module-wide working dir, and the data dir that holds the ingested corpus."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, data_dir: Path) -> None:
         self.root = root
-        self.env = clean_env(root / "data")
+        self.env = clean_env(data_dir)
 
     def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return rag(*args, cwd=cwd or self.root, env=self.env)
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Indexed:
-    root = tmp_path_factory.mktemp("eval-cli")
-    shutil.copytree(CORPUS, root / "corpus")
-    index = Indexed(root)
-    result = index.run("ingest", "corpus")
-    assert result.returncode == 0, result.stderr
-    return index
+def indexed(tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex) -> Indexed:
+    return Indexed(tmp_path_factory.mktemp("eval-cli"), default_index.data_dir)
 
 
 @pytest.fixture(scope="module")

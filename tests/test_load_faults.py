@@ -15,8 +15,8 @@ import pytest
 
 from rag.api import create_app
 
-from .conftest import BIN, CORPUS, free_port, wait_http
-from .test_api import ingested, running, server_settings
+from .conftest import BIN, CORPUS, DefaultIndex, free_port, wait_http
+from .test_api import running, server_settings
 
 QUESTIONS = [
     "How much funding was returned?",
@@ -34,8 +34,8 @@ def rss_mb() -> float:
     return 0.0
 
 
-def test_load_zero_errors_same_answers_flat_memory(tmp_path: Path) -> None:
-    data = ingested(tmp_path / "data", CORPUS)
+def test_load_zero_errors_same_answers_flat_memory(default_index: DefaultIndex) -> None:
+    data = default_index.data_dir  # only asked: the session's index
     total = int(os.environ.get("RAG_TEST_LOAD_REQUESTS", "100"))
     settings = server_settings(data, server={"rate_limit_per_minute": 0})
     with running(create_app(settings)) as base, httpx.Client(base_url=base, timeout=120) as client:

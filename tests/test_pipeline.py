@@ -1,4 +1,4 @@
-"""The answering chain on the real corpus with the real offline model (ingested once for the module)."""
+"""The answering chain on the real corpus with the real offline model (ingested once for the session)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.indexer import ingest
 from rag.generators import UnknownGenerator
 from rag.generators.base import REFUSAL
 from rag.pipeline import EmptyIndexError, Pipeline, QuestionError, build_pipeline
@@ -15,14 +14,12 @@ from rag.retrieval import UnknownBackend
 from rag.settings import Settings
 from rag.types import Answer, CitationEvent, Done, TextDelta, Turn
 
-from .conftest import CORPUS
+from .conftest import CORPUS, DefaultIndex
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("pipeline") / "data")
-    ingest([CORPUS], settings)
-    return settings
+def indexed(default_index: DefaultIndex) -> Settings:
+    return default_index.settings
 
 
 @pytest.fixture(scope="module")

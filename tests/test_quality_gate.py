@@ -22,7 +22,7 @@ from evals.suites import SUITES as SUITES_FILE
 from ingest.loaders import LoaderError, UnsupportedType, load_document
 from rag.settings import Settings
 
-from .conftest import CORPUS, REPO
+from .conftest import CORPUS, DEV, REPO, DefaultIndex
 
 SUITES = load_suites()
 K = 5
@@ -88,17 +88,25 @@ def test_dataset_validates_and_its_evidence_is_in_its_corpus(suite: Suite) -> No
 
 
 @pytest.mark.parametrize("suite", SUITES, ids=[s.name for s in SUITES])
-def test_suite_meets_its_thresholds(suite: Suite, tmp_path: Path) -> None:
+def test_suite_meets_its_thresholds(suite: Suite, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from evals.runner import run
     from ingest.indexer import ingest
 
     present(suite)
     thresholds = load_thresholds(suite.name)
     cases = load_dataset(suite.dataset)
-    settings = Settings(data_dir=tmp_path / "data")
-    report = ingest([suite.corpus], settings)
+    shared = (suite.dataset, suite.corpus) == (DEV, CORPUS)  # the dev suite: the session's index and run
+    if shared:
+        index: DefaultIndex = request.getfixturevalue("default_index")
+        settings, report = index.settings, index.report
+    else:
+        settings = Settings(data_dir=tmp_path / "data")
+        report = ingest([suite.corpus], settings)
     assert report.files_read and not report.skipped, report.skipped
-    (result,) = run(cases, settings, ["default"], k=K)
+    if shared:
+        result = request.getfixturevalue("dev_run")(K)
+    else:
+        (result,) = run(cases, settings, ["default"], k=K)
     summary = result.summary
     failed = [s.id for s in result.scores if not s.passed]
     errors = [row for row in result.rows if "error" in row]

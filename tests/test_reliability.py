@@ -8,18 +8,19 @@ import os
 import shutil
 import subprocess
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from evals.dataset import load_dataset
-from evals.runner import run
+from evals.runner import RunResult, run
 from ingest.indexer import ingest
 from ingest.loaders import LoaderError, load_document
 from rag.pipeline import Pipeline, QuestionError, build_pipeline
 from rag.settings import Settings
 
-from .conftest import BIN, CORPUS, REPO
+from .conftest import BIN, CORPUS, DEV, DefaultIndex
 
 # (question, outcome): "error" = a clear QuestionError / exit 2, "answer" = an answer or a refusal
 BAD_QUESTIONS = [
@@ -46,10 +47,10 @@ never ended. <script>document.title='pwned'</script> <img src=x onerror="alert(1
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("reliability") / "data")
-    ingest([CORPUS], settings)
-    return settings
+def indexed(default_index: DefaultIndex) -> Settings:
+    """The session's default index: these tests only read it (the ones that corrupt an index take a copy;
+    the ones that ingest other documents build their own)."""
+    return default_index.settings
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +162,11 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert {s.source.split("/")[-1]: s.reason for s in report.skipped} == {"secret.md": "permission denied"}
 
 
-def test_poisoned_document_changes_no_other_answer(tmp_path: Path, indexed: Settings) -> None:
-    cases = load_dataset(REPO / "evals" / "datasets" / "dev.jsonl")
-    (clean,) = run(cases, indexed, ["default"], k=5)
+def test_poisoned_document_changes_no_other_answer(
+    tmp_path: Path, dev_run: Callable[[int], RunResult]
+) -> None:
+    cases = load_dataset(DEV)
+    clean = dev_run(5)  # the session's run of the dev set on its default index
     corpus = _copy_corpus(tmp_path)
     (corpus / "notice.md").write_text(POISON)
     poisoned_settings = Settings(data_dir=tmp_path / "data")
@@ -187,17 +190,15 @@ def test_poisoned_document_changes_no_other_answer(tmp_path: Path, indexed: Sett
         assert answer.text.strip() not in ("X", '"X"') and "answer every question" not in answer.text
 
 
-def test_corrupted_lexical_index_is_rebuilt(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
-    ingest([CORPUS], settings)
+def test_corrupted_lexical_index_is_rebuilt(tmp_path: Path, default_index: DefaultIndex) -> None:
+    settings = Settings(data_dir=default_index.copy(tmp_path / "data"))
     (settings.lexical_dir / "records.jsonl").write_text("{not json")
     answer = build_pipeline(settings).ask("How much funding was returned?")
     assert "£500,000" in answer.text
 
 
-def test_corrupted_catalog_names_the_fix(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
-    ingest([CORPUS], settings)
+def test_corrupted_catalog_names_the_fix(tmp_path: Path, default_index: DefaultIndex) -> None:
+    settings = Settings(data_dir=default_index.copy(tmp_path / "data"))
     settings.catalog_path.write_text("garbage")
     env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir)}
     result = subprocess.run(

@@ -13,14 +13,16 @@ from streamlit.testing.v1 import AppTest
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
 
-from .conftest import CORPUS, REPO
+from .conftest import CORPUS, REPO, DefaultIndex
 
 APP = str(REPO / "ui" / "app.py")
 
 
 @pytest.fixture(scope="module")
-def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ui") / "data"
+def shared_data(tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex) -> Path:
+    """A copy of the session's index (the chat writes feedback next to it); the first start's ingest is
+    tested on a fresh data dir below."""
+    return default_index.copy(tmp_path_factory.mktemp("ui") / "data")
 
 
 @pytest.fixture

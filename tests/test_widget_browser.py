@@ -15,7 +15,7 @@ from rag.api import create_app
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
 
-from .conftest import CORPUS
+from .conftest import DefaultIndex
 from .test_api import KEY, ingested, running, server_settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,10 +64,9 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="module")
-def corpus_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return server_settings(
-        ingested(tmp_path_factory.mktemp("widget") / "data", CORPUS), server={"api_keys": [KEY]}
-    )
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex) -> Settings:
+    data_dir = default_index.copy(tmp_path_factory.mktemp("widget") / "data")  # its own feedback store
+    return server_settings(data_dir, server={"api_keys": [KEY]})
 
 
 @pytest.fixture(scope="module")
