@@ -29,7 +29,7 @@ from rag.settings import Settings
 from rag.store import VectorStore
 from rag.text import sentence_spans
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
-from rag.verify import LexicalEmbeddingJudge, SupportJudge, Verifier
+from rag.verify import SupportJudge, Verifier, make_support_judge
 
 UNVERIFIABLE = (
     "The documents don't support an answer to this question: no generated sentence could be verified."
@@ -153,7 +153,7 @@ class Pipeline:
             shown = self.scorer.excerpts(resolved, answer.query, context, turns, budget)
             request = GenerationRequest(need, answer.query, context, turns, shown)
         pieces = iter([structured.text]) if structured else self.generator.generate(request)
-        verifier = Verifier(context, self.judge, self.settings.answer.support_threshold, declines=[REFUSAL])
+        verifier = Verifier(context, self.judge, declines=[REFUSAL])
         produced: list[str] = []
         drafted: list[str] = []
         try:
@@ -277,7 +277,7 @@ def build_pipeline(
     embedder = embedder or Embedder(settings.embedding)
     store = store or VectorStore(settings)
     lexical = load_lexical(settings, store)
-    r = settings.retrieval
+    r, a = settings.retrieval, settings.answer
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
     scorer = EvidenceScorer(embedder, lexical, settings.answer)
     generator = generator or make_generator(settings, scorer)
@@ -301,6 +301,6 @@ def build_pipeline(
         scorer=scorer,
         answerability=make_judge(settings.answer.judge, scorer, settings.answer, llm=not extractive),
         generator=generator,
-        judge=LexicalEmbeddingJudge(embedder),
+        judge=make_support_judge(a.support_judge, embedder, a.support_weights, a.support_threshold),
         fallback=fallback,
     )

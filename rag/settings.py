@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
@@ -21,13 +21,18 @@ from pydantic_settings import (
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 CALIBRATION = Path(__file__).with_name("calibration.toml")
+SUPPORT = Path(__file__).with_name("support.toml")
 
 
 @functools.cache
 def fitted() -> dict[str, Any]:
-    """The answerer's constants as `rag eval --calibrate` fitted them (rag/calibration.toml)."""
-    with open(CALIBRATION, "rb") as handle:
-        return dict(tomllib.load(handle)["answer"])
+    """The answerer's constants as `rag eval --calibrate` fitted them (rag/calibration.toml), and the
+    support judge's as `python -m evals.support fit` did (rag/support.toml)."""
+    values: dict[str, Any] = {}
+    for path in (CALIBRATION, SUPPORT):
+        with open(path, "rb") as handle:
+            values |= tomllib.load(handle)["answer"]
+    return values
 
 
 def _fit(name: str) -> Any:
@@ -196,8 +201,26 @@ class AnswerSettings(Section):
         le=1,
         description="A further sentence scoring this share of the best is quoted anyway.",
     )
+    support_judge: Literal["calibrated", "lexical"] = Field(
+        "lexical",
+        description="Answer-time support judge: lexical (word recall and embedding similarity, threshold "
+        "0.62) or calibrated (a logistic model over meaning and consistency features fitted on labelled pairs "
+        "by `python -m evals.support fit`; stricter: see the README's measurements).",
+    )
+    support_weights: list[float] = Field(
+        default_factory=_fit("support_weights"),
+        min_length=7,
+        max_length=7,
+        description="Logistic model of the answer-time support judge: bias, then weights of a sentence's "
+        "content-word recall, embedding similarity, soft coverage, names missing, negation differing and "
+        "two-sentence quote (fitted by `python -m evals.support fit` on labelled pairs).",
+    )
     support_threshold: float = Field(
-        0.62, ge=0, le=1, description="Support score an answer sentence needs from the passage it cites."
+        default_factory=_fit("support_threshold"),
+        ge=0,
+        le=1,
+        description="Support probability an answer sentence needs from the passage it cites (fitted with "
+        "the weights: the most supported sentences kept less unsupported ones let through, on tuning pairs).",
     )
 
 

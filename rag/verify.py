@@ -2,13 +2,17 @@
 
 A sentence whose citations do not support it is re-cited to a retrieved passage that does, or removed;
 markers that point nowhere never reach the user; every surviving citation carries the exact quote (a span
-of the passage) that supports its sentence. The support check is a seam (`SupportJudge`): the default
-judges by words and meaning together (content-word recall, embedding similarity, and every number of the
-claim present in the quote); an NLI model can plug in behind the same method.
+of the passage) that supports its sentence. The support check is a seam (`SupportJudge`). At answer time,
+`CalibratedJudge` weighs meaning together with consistency (content-word recall, embedding similarity,
+paraphrase-tolerant coverage, the claim's names present, negation agreeing, every number of the claim in
+the quote) by a logistic model fitted on labelled (sentence, passage) pairs from real model runs
+(`python -m evals.support`, `evals/support/`). `LexicalEmbeddingJudge`, its fixed ancestor, is what the
+evaluation measures citations with. An NLI model can plug in behind the same method.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -33,6 +37,8 @@ class Support:
 
 
 class SupportJudge(ABC):
+    threshold: float = 0.62  # the score from which a passage supports a claim
+
     @abstractmethod
     def support(self, claim: str, passage: Passage) -> Support:
         """How well `passage` supports `claim` (0..1), and the span of the passage that does."""
@@ -46,6 +52,36 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
 
 
+def _windows(text: str) -> list[tuple[tuple[int, int], bool]]:
+    """Spans of each sentence and each pair of adjacent sentences (flagged True)."""
+    spans = sentence_spans(text)
+    windows = []
+    for i, (s, e) in enumerate(spans):
+        windows.append(((s, e), False))
+        if i + 1 < len(spans):
+            windows.append(((s, spans[i + 1][1]), True))
+    return windows
+
+
+def _verbatim(claim: str, passage: Passage) -> Support | None:
+    """Full support for a claim the passage states word for word (or its metadata line does)."""
+    text = passage.text
+    core = claim.strip().strip('“”"').strip()
+    at = text.find(core)
+    if core and at >= 0:
+        return Support(1.0, at, at + len(core))
+    windows = _windows(text)
+    normalized = _normalize(core)
+    if not windows or not normalized:
+        return None
+    if normalized in _normalize(context_line(passage.metadata)):  # restates the passage's metadata line
+        return Support(1.0, *windows[0][0])
+    for (s, e), _ in windows:
+        if normalized in _normalize(text[s:e]):
+            return Support(1.0, s, e)
+    return None
+
+
 class LexicalEmbeddingJudge(SupportJudge):
     """Exact quotes score 1; otherwise the best window of one or two passage sentences, scored by
     content-word recall and embedding similarity, with every number of the claim required in it."""
@@ -54,26 +90,15 @@ class LexicalEmbeddingJudge(SupportJudge):
         self.embedder = embedder
 
     def support(self, claim: str, passage: Passage) -> Support:
+        verbatim = _verbatim(claim, passage)
+        if verbatim is not None:
+            return verbatim
         text = passage.text
-        core = claim.strip().strip('“”"').strip()
-        at = text.find(core)
-        if core and at >= 0:
-            return Support(1.0, at, at + len(core))
-        windows = []  # (span, is a pair of sentences)
-        spans = sentence_spans(text)
-        for i, (s, e) in enumerate(spans):
-            windows.append(((s, e), False))
-            if i + 1 < len(spans):
-                windows.append(((s, spans[i + 1][1]), True))
+        windows = _windows(text)
         if not windows:
             return Support(0.0, 0, 0)
-        normalized = _normalize(core)
+        core = claim.strip().strip('“”"').strip()
         where = context_line(passage.metadata)
-        if normalized and normalized in _normalize(where):  # restates the passage's metadata line
-            return Support(1.0, *windows[0][0])
-        for (s, e), _ in windows:
-            if normalized and normalized in _normalize(text[s:e]):
-                return Support(1.0, s, e)
         claim_tokens = set(tokenize(core))
         header = set(tokenize(where))
         claim_numbers = _numbers(core)
@@ -90,6 +115,112 @@ class LexicalEmbeddingJudge(SupportJudge):
             if score > best.score:
                 best = Support(min(score, 1.0), s, e)
         return best
+
+
+NEGATIONS = frozenset("not no never none nobody nothing neither nor cannot without".split())
+_WORDS = re.compile(r"[\w’'-]+")
+SUPPORT_FEATURES = ("recall", "similarity", "soft_coverage", "names_missing", "negation_differs", "pair")
+
+
+def _negated(text: str) -> bool:
+    words = {w.lower().replace("’", "'") for w in _WORDS.findall(text)}
+    return bool(words & NEGATIONS) or any(w.endswith("n't") for w in words)
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words after the first: the names, places and titles a claim states."""
+    words = _WORDS.findall(text)
+    return {w.lower() for w in words[1:] if w[:1].isupper() and w.lower() not in NEGATIONS and w != "I"}
+
+
+class CalibratedJudge(SupportJudge):
+    """Exact quotes score 1; otherwise the best window of one or two passage sentences, scored by a
+    logistic model over `SUPPORT_FEATURES` (weights: bias first), with every number of the claim required
+    in it."""
+
+    def __init__(self, embedder: Embedder, weights: Sequence[float], threshold: float = 0.5) -> None:
+        if len(weights) != len(SUPPORT_FEATURES) + 1:
+            raise ValueError(f"support weights need {len(SUPPORT_FEATURES) + 1} values (bias first)")
+        self.embedder = embedder
+        self.weights = list(weights)
+        self.threshold = threshold
+
+    def support(self, claim: str, passage: Passage) -> Support:
+        verbatim = _verbatim(claim, passage)
+        if verbatim is not None:
+            return verbatim
+        scored = self.features(claim, passage)
+        if not scored:
+            return Support(0.0, 0, 0)
+        span, features = max(scored, key=lambda item: self.probability(item[1]))
+        return Support(self.probability(features), *span)
+
+    def probability(self, features: Sequence[float]) -> float:
+        z = self.weights[0] + sum(w * x for w, x in zip(self.weights[1:], features, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+    def features(self, claim: str, passage: Passage) -> list[tuple[tuple[int, int], list[float]]]:
+        """`SUPPORT_FEATURES` of each window of the passage that states every number of the claim."""
+        import numpy as np
+
+        text = passage.text
+        core = MARKERS.sub("", claim).strip().strip('“”"').strip()
+        where = context_line(passage.metadata)
+        numbers = _numbers(core)
+        windows = [
+            (span, pair)
+            for span, pair in _windows(text)
+            if numbers <= _numbers(text[span[0] : span[1]]) | _numbers(where)
+        ]
+        if not core or not windows:
+            return []
+        words = list(dict.fromkeys(tokenize(core, stem=False)))
+        stems = {w: (tokenize(w) or [w])[0] for w in words}
+        names, negated = _names(core), _negated(core)
+        header = tokenize(where, stem=False)
+        window_words = [
+            list(dict.fromkeys([*tokenize(text[s:e], stem=False), *header])) for (s, e), _ in windows
+        ]
+        vocabulary = list(dict.fromkeys(w for ws in window_words for w in ws if not w.isdigit()))
+        vectors = self.embedder.encode_cached([core, *(text[s:e] for (s, e), _ in windows)])
+        lexicon = self.embedder.encode_cached([*words, *vocabulary]) if words and vocabulary else None
+        index = {w: i for i, w in enumerate(vocabulary)}
+        out = []
+        for ((s, e), pair), vector, present in zip(windows, vectors[1:], window_words, strict=True):
+            window = text[s:e]
+            present_stems = {(tokenize(w) or [w])[0] for w in present}
+            found = {w for w in words if stems[w] in present_stems}
+            recall = len(found) / len(words) if words else 0.0
+            soft = 1.0
+            if words:
+                credit = dict.fromkeys(found, 1.0)
+                rows = [len(words) + index[w] for w in present if w in index]
+                if lexicon is not None and rows:
+                    sims = lexicon[: len(words)] @ lexicon[rows].T
+                    for i, w in enumerate(words):
+                        credit.setdefault(w, float(max(0.0, np.max(sims[i]))))
+                soft = sum(credit.values()) / len(words)
+            lowered = {w.lower() for w in _WORDS.findall(window + " " + where)}
+            missing = len(names - lowered) / len(names) if names else 0.0
+            differs = 1.0 if negated != _negated(window) else 0.0
+            features = [recall, float(vector @ vectors[0]), soft, missing, differs, 1.0 if pair else 0.0]
+            out.append(((s, e), features))
+        return out
+
+
+SUPPORT_JUDGES = ("calibrated", "lexical")
+
+
+def make_support_judge(
+    name: str, embedder: Embedder, weights: Sequence[float], threshold: float
+) -> SupportJudge:
+    """The judge named; `weights` and `threshold` are the calibrated judge's (the lexical one keeps its
+    hand-set 0.62)."""
+    if name == "calibrated":
+        return CalibratedJudge(embedder, weights, threshold)
+    if name == "lexical":
+        return LexicalEmbeddingJudge(embedder)
+    raise ValueError(f"unknown support judge {name!r}; known: {', '.join(SUPPORT_JUDGES)}")
 
 
 def _numbers_in(markers: str) -> list[int]:
@@ -128,12 +259,12 @@ class Verifier:
         self,
         passages: Sequence[Passage],
         judge: SupportJudge,
-        threshold: float = 0.62,
+        threshold: float | None = None,
         declines: Sequence[str] = (),
     ) -> None:
         self.passages = passages
         self.judge = judge
-        self.threshold = threshold
+        self.threshold = judge.threshold if threshold is None else threshold
         self.declines = {d.strip().rstrip(".") for d in declines}  # "the documents don't say" sentences
         self.declined = False
         self.citations: list[Citation] = []
