@@ -554,16 +554,14 @@ def http_load(data_dir: Path, questions: Sequence[str], total: int, concurrency:
     import httpx
     import uvicorn
 
-    from rag.api import create_app
+    from rag.api import create_app, server_config
     from rag.settings import Settings
 
     settings = Settings(data_dir=data_dir, server={"rate_limit_per_minute": 0})
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(server_config(create_app(settings), "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():

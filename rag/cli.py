@@ -648,9 +648,11 @@ def serve(
     """Serve the HTTP API and the wiki widget (/docs, /widget.js, /widget/demo)."""
     settings = settings_from(ctx)
     host, port = host or settings.server.host, port or settings.server.port
-    from rag.api import create_app, is_loopback
+    server = settings.server.model_copy(update={"host": host, "port": port})
+    settings = settings.model_copy(update={"server": server})
+    from rag.api import create_app, is_loopback, server_config
 
-    if not settings.server.api_keys and not is_loopback(host):
+    if not (server.api_keys or server.browser_keys) and not is_loopback(host):
         fail(
             f"refusing to listen on {host} without API keys: set RAG_SERVER__API_KEYS='[\"KEY\"]' "
             "or use --host 127.0.0.1",
@@ -659,7 +661,13 @@ def serve(
     import uvicorn
 
     typer.echo(f"API on http://{host}:{port} (docs: /docs, widget demo: /widget/demo)", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if not is_loopback(host) and not server.allowed_hosts:
+        typer.echo(
+            "note: only requests for localhost, 127.0.0.1 and [::1] are served until the names clients use "
+            "are listed in server.allowed_hosts",
+            err=True,
+        )
+    uvicorn.Server(server_config(create_app(settings), host, port, log_level="info")).run()
 
 
 @app.command()

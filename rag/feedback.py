@@ -1,4 +1,8 @@
-"""Answer feedback (thumbs up/down), stored with the question, answer and citations in SQLite."""
+"""Answer feedback (thumbs up/down), stored with the question, answer and citations in SQLite.
+
+The store has a size cap: after each insert, while the file is over `max_bytes`, the oldest tenth of the
+rows is deleted (the database is in auto-vacuum mode, so the file shrinks with it).
+"""
 
 from __future__ import annotations
 
@@ -35,15 +39,49 @@ class Feedback:
     origin: str  # ui | api
 
 
+@dataclass(frozen=True)
+class Usage:
+    rows: int
+    bytes: int
+
+
 class FeedbackStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        self.path, self.max_bytes = path, max_bytes
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 1:  # FULL: deleted rows give the space back
+            db.execute("PRAGMA auto_vacuum = FULL")
+            db.execute("VACUUM")  # takes effect on an existing file only after a VACUUM (once)
         db.execute(_SCHEMA)
         return db
+
+    @staticmethod
+    def _bytes(db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(
+            db.execute("PRAGMA page_size").fetchone()[0]
+        )
+
+    def _trim(self, db: sqlite3.Connection) -> None:
+        """Delete the oldest rows while the store is over its cap (the newest row always stays)."""
+        while self.max_bytes and self._bytes(db) > self.max_bytes:
+            rows = int(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+            if rows <= 1:
+                return
+            with db:
+                db.execute(
+                    "DELETE FROM feedback WHERE id IN (SELECT id FROM feedback ORDER BY id LIMIT ?)",
+                    (min(rows - 1, max(1, rows // 10)),),
+                )
+
+    def usage(self) -> Usage:
+        db = self._connect()
+        try:
+            return Usage(int(db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]), self._bytes(db))
+        finally:
+            db.close()
 
     def add(
         self,
@@ -72,6 +110,7 @@ class FeedbackStore:
                         origin,
                     ),
                 )
+            self._trim(db)
             return int(cursor.lastrowid or 0)
         finally:
             db.close()

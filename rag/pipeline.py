@@ -23,7 +23,7 @@ from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
 from rag.lexical import LexicalIndex, rebuild
-from rag.orders import information_need
+from rag.orders import asks_about_orders, information_need, report_orders
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.store import VectorStore
@@ -139,7 +139,15 @@ class Pipeline:
         answer.retrieved = passages
         lap("retrieve")
         resolved = standalone_question(answer.query) if turns else need
-        structured = next((a for d in doctypes if (a := d.answer(answer.query, passages))), None)
+        about_orders = asks_about_orders(need)  # orders in documents are reported only when asked about
+        structured = (
+            (report_orders(need, passages) or report_orders(need, self._every_passage()))
+            if about_orders
+            else None
+        )
+        structured = structured or next(
+            (a for d in doctypes if (a := d.answer(answer.query, passages))), None
+        )
         context = structured.passages if structured else passages
         if structured is None:
             verdict = self.answerability.judge(resolved, answer.query, passages, turns)
@@ -153,7 +161,7 @@ class Pipeline:
             shown = self.scorer.excerpts(resolved, answer.query, context, turns, budget)
             request = GenerationRequest(need, answer.query, context, turns, shown)
         pieces = iter([structured.text]) if structured else self.generator.generate(request)
-        verifier = Verifier(context, self.judge, declines=[REFUSAL])
+        verifier = Verifier(context, self.judge, declines=[REFUSAL], orders=about_orders)
         produced: list[str] = []
         drafted: list[str] = []
         try:
@@ -224,6 +232,9 @@ class Pipeline:
             for text, citations in verifier.check_text(pending):
                 yield separator + text, citations
                 separator = _joiner(pending)
+
+    def _every_passage(self) -> list[Passage]:
+        return [Passage(r.id, r.text, r.metadata) for r in self.lexical.records]
 
     def passage(self, chunk_id: str) -> Passage | None:
         hits = self.store.get([chunk_id])

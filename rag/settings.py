@@ -229,19 +229,60 @@ class ServerSettings(Section):
     port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
     api_keys: list[str] = Field(
         default_factory=list,
-        description="Keys accepted as `Authorization: Bearer KEY` (JSON list); none = open to loopback "
+        description="Server keys, for scripts and back ends (`Authorization: Bearer KEY`, JSON list): no "
+        "`Origin` needed, limited per key. With neither server nor browser keys the API answers loopback "
         "clients only, and `rag serve` refuses a non-loopback address.",
     )
+    browser_keys: list[str] = Field(
+        default_factory=list,
+        description="Public keys for wiki pages (the widget's `data-key`, JSON list): accepted only from a "
+        "browser `Origin` in `server.cors_origins` (or the server's own pages), limited per client address "
+        "and key.",
+    )
     rate_limit_per_minute: int = Field(
-        60, ge=0, description="Requests a minute per API key (per client when no keys are set); 0 = no limit."
+        60,
+        ge=0,
+        description="Requests a minute per server key (per client when no keys are set); 0 = no limit.",
+    )
+    browser_rate_limit_per_minute: int = Field(
+        30,
+        ge=0,
+        description="Requests a minute per client address and browser key (one client cannot exhaust a "
+        "public key for the others); 0 = no limit.",
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Requests with a missing or wrong key a client address may make a minute; then 429.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins of wiki pages allowed to call the API from a browser (JSON list, e.g. "
-        '["https://wiki.example.com"]); other origins get 403.',
+        '["https://wiki.example.com"]); other origins get 403. Also the pages that may frame /widget/demo.',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to (JSON list; `*` = any); other `Host` headers get 400 "
+        "(DNS rebinding). Always allowed: the listen address, localhost, 127.0.0.1 and [::1].",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (the right-most untrusted address is the client); none = ignored.",
     )
     max_body_bytes: int = Field(
         65_536, ge=1024, description="Larger request bodies are rejected with 413 before parsing."
+    )
+    feedback_per_minute: int = Field(
+        10, ge=0, description="Feedback posts a minute per client address; 0 = no limit."
+    )
+    feedback_max_bytes: int = Field(
+        50_000_000,
+        ge=1_000_000,
+        description="Size cap of the feedback store; beyond it the oldest rows are deleted.",
+    )
+    docs: bool = Field(
+        True, description="Serve the OpenAPI page at /docs (Swagger UI from the installed package, offline)."
     )
 
 

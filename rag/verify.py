@@ -19,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.embeddings import Embedder
-from rag.text import sentence_spans, tokenize
+from rag.orders import document_name, is_order
+from rag.text import sentence_spans, split_sentences, tokenize
 from rag.types import Citation, Passage, context_line
 
 MARKERS = re.compile(r"\s*(?:\[\d+(?:\s*,\s*\d+)*\])+")
@@ -63,9 +64,18 @@ def _windows(text: str) -> list[tuple[tuple[int, int], bool]]:
     return windows
 
 
+_ATTRIBUTED = re.compile(r'^(?P<lead>[^"“]{3,120}?)[:,]?\s*[“"](?P<quote>[^"”]+)[”"]\W*$')
+
+
 def _verbatim(claim: str, passage: Passage) -> Support | None:
-    """Full support for a claim the passage states word for word (or its metadata line does)."""
+    """Full support for a claim the passage states word for word (or its metadata line does), or that
+    quotes it word for word after naming its document ('The document notes.md says: "..."')."""
     text = passage.text
+    attributed = _ATTRIBUTED.match(claim.strip())
+    if attributed and document_name(passage).lower() in attributed["lead"].lower():
+        quote = attributed["quote"].strip()
+        if (at := text.find(quote)) >= 0:
+            return Support(1.0, at, at + len(quote))
     core = claim.strip().strip('“”"').strip()
     at = text.find(core)
     if core and at >= 0:
@@ -261,8 +271,10 @@ class Verifier:
         judge: SupportJudge,
         threshold: float | None = None,
         declines: Sequence[str] = (),
+        orders: bool = False,
     ) -> None:
         self.passages = passages
+        self.orders = orders  # may a quote be an order to the assistant (the question asks about them)?
         self.judge = judge
         self.threshold = judge.threshold if threshold is None else threshold
         self.declines = {d.strip().rstrip(".") for d in declines}  # "the documents don't say" sentences
@@ -281,6 +293,13 @@ class Verifier:
             if checked is not None:
                 yield checked
 
+    def _supports(self, support: Support, marker: int) -> bool:
+        """Enough support, from a quote that gives the assistant no orders (unless those are asked about)."""
+        if support.score < self.threshold:
+            return False
+        quoted = self.passages[marker - 1].text[support.start : support.end]
+        return self.orders or not any(is_order(s) for s in split_sentences(quoted))
+
     def check(self, claim: str, markers: list[int]) -> tuple[str, list[Citation]] | None:
         if claim.strip().rstrip(".") in self.declines:
             self.declined = True
@@ -292,12 +311,11 @@ class Verifier:
         if len(cited) < len(set(markers)):
             self.notes.append(f"dropped marker(s) pointing at no passage in: {claim[:60]}")
         good = [
-            (m, sup)
-            for m in cited
-            if (sup := self.judge.support(claim, passages[m - 1])).score >= self.threshold
+            (m, sup) for m in cited if self._supports(sup := self.judge.support(claim, passages[m - 1]), m)
         ]
         if not good:
             scored = [(m, self.judge.support(claim, p)) for m, p in enumerate(passages, 1) if m not in cited]
+            scored = [(m, s) for m, s in scored if self._supports(s, m)]
             best = max(scored, key=lambda ms: ms[1].score, default=None)
             if best and best[1].score >= self.threshold:
                 good = [best]

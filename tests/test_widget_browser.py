@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from rag.api import create_app
 from rag.feedback import FeedbackStore
@@ -66,7 +66,7 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="module")
 def corpus_settings(tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex) -> Settings:
     data_dir = default_index.copy(tmp_path_factory.mktemp("widget") / "data")  # its own feedback store
-    return server_settings(data_dir, server={"api_keys": [KEY]})
+    return server_settings(data_dir, server={"browser_keys": [KEY]})  # the demo page is the server's own
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,16 @@ def payload_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def open_demo(page: Page, url: str, key: str | None = None) -> None:
+    """The demo page; the key, when given, typed into its form (kept in local storage, never in the URL)."""
+    page.goto(f"{url}/widget/demo")
+    if key:
+        page.get_by_label(re.compile("^API key for this demo")).fill(key)
+        page.get_by_role("button", name="Use key").click()
+        page.wait_for_load_state()
+    assert key is None or key not in page.url
+
+
 def ask_in_widget(page: Page, question: str) -> None:
     page.get_by_role("button", name=re.compile("^Open chat")).click()
     box = page.get_by_label("Your question")
@@ -98,7 +108,7 @@ def test_widget_answers_with_a_citation(
 ) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{corpus_url}/widget/demo#key={KEY}")
+    open_demo(page, corpus_url, KEY)
     expect(page.get_by_role("heading", name="Research partnerships: lessons learned")).to_be_visible()
     ask_in_widget(page, "How much funding was returned?")
 
@@ -130,7 +140,7 @@ def test_widget_answers_with_a_citation(
 
 
 def test_thread_comments_show_their_author(page: Page, corpus_url: str) -> None:
-    page.goto(f"{corpus_url}/widget/demo#key={KEY}")
+    open_demo(page, corpus_url, KEY)
     ask_in_widget(page, "Which comments are edited?")
     answer = page.locator("[data-rag-widget] .msg.bot")
     expect(answer).not_to_have_attribute("aria-busy", "true")
@@ -145,7 +155,7 @@ def test_thread_comments_show_their_author(page: Page, corpus_url: str) -> None:
 def test_corpus_html_is_rendered_as_text(page: Page, payload_url: str, tmp_path: Path) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{payload_url}/widget/demo")
+    open_demo(page, payload_url)
     ask_in_widget(page, "What is the Zebra project's launch code?")
     answer = page.locator("[data-rag-widget] .msg.bot")
     expect(answer).not_to_have_attribute("aria-busy", "true")
@@ -164,3 +174,33 @@ def test_corpus_html_is_rendered_as_text(page: Page, payload_url: str, tmp_path:
         }"""
     )
     assert created == 0 and dialogs == []
+
+
+def test_docs_work_offline_under_the_pages_policy(page: Page, corpus_url: str) -> None:
+    """/docs renders every operation with nothing fetched from outside the server and no CSP violation."""
+    outside: list[str] = []
+    console: list[str] = []
+
+    def only_the_server(route: Route) -> None:
+        if route.request.url.startswith(corpus_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()  # this machine is offline to everything else
+
+    page.route("**/*", only_the_server)
+    page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+    page.goto(f"{corpus_url}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/ask/stream")).to_be_visible()
+    expect(page.locator(".opblock")).to_have_count(8)
+    assert outside == [] and console == []
+
+
+def test_a_key_typed_into_the_demo_stays_out_of_the_address(page: Page, corpus_url: str) -> None:
+    open_demo(page, corpus_url, KEY)
+    assert page.evaluate("() => localStorage.getItem('rag-demo-key')") == KEY
+    history = page.evaluate("() => location.href")
+    assert KEY not in history
+    page.get_by_role("button", name="Forget key").click()
+    page.wait_for_load_state()
+    assert page.evaluate("() => localStorage.getItem('rag-demo-key')") is None

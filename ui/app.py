@@ -128,7 +128,7 @@ def feedback(settings: Settings, index: int, question: str, answer: Answer) -> N
     key = f"feedback-{index}"
     rating = st.feedback("thumbs", key=key)
     if rating is not None and st.session_state.get(f"{key}-saved") != rating:
-        FeedbackStore(settings.feedback_path).add(
+        FeedbackStore(settings.feedback_path, settings.server.feedback_max_bytes).add(
             1 if rating == 1 else -1,
             question,
             answer.text,

@@ -7,7 +7,7 @@ the library's own JSON (`Answer.to_json()`, `Citation.to_json()`), which these m
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 
 class Body(BaseModel):
@@ -45,7 +45,7 @@ class AskIn(Body):
     question: str = Field(description="The question (empty or over-long questions get 422).")
     history: list[TurnIn] = Field(default_factory=list, description="Earlier turns, oldest first.")
     filters: FiltersIn | None = None
-    k: int | None = Field(None, ge=1, le=50, description="Passages to retrieve (default: retrieval.k).")
+    k: StrictInt | None = Field(None, ge=1, le=50, description="Passages to retrieve (default: retrieval.k).")
 
 
 class CitationOut(BaseModel):
@@ -90,7 +90,6 @@ class PassageOut(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    path: str
     source: str
     title: str
     loader: str
@@ -103,12 +102,47 @@ class SourcesOut(BaseModel):
     documents: list[DocumentOut]
 
 
+class CitationIn(Body):
+    """A citation as `rag ask --json` gives it; `text` (the whole passage) is accepted but not stored: the
+    chunk id points at it."""
+
+    marker: StrictInt = Field(ge=1, le=1_000)
+    chunk_id: str = Field(max_length=200)
+    source: str = Field("", max_length=1_000)
+    title: str = Field("", max_length=1_000)
+    section: str = Field("", max_length=1_000)
+    kind: str = Field("", max_length=100)
+    author: str = Field("", max_length=1_000)
+    quote: str = Field("", max_length=5_000)
+    quotes: list[str] = Field(default_factory=list, max_length=20)
+    start: StrictInt = Field(0, ge=0)
+    end: StrictInt = Field(0, ge=0)
+    text: str | None = Field(None, max_length=20_000)
+
+    @field_validator("quotes")
+    @classmethod
+    def _short_quotes(cls, quotes: list[str]) -> list[str]:
+        if any(len(q) > 5_000 for q in quotes):
+            raise ValueError("each quote must be at most 5000 characters")
+        return quotes
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"text"})
+
+
 class FeedbackIn(Body):
-    rating: Literal[1, -1] = Field(description="1 thumbs up, -1 thumbs down.")
+    rating: StrictInt = Field(description="1 thumbs up, -1 thumbs down.", json_schema_extra={"enum": [1, -1]})
     question: str = Field(max_length=10_000)
     answer: str = Field(max_length=50_000)
-    citations: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    citations: list[CitationIn] = Field(default_factory=list, max_length=50)
     comment: str = Field("", max_length=5_000)
+
+    @field_validator("rating")
+    @classmethod
+    def _thumb(cls, rating: int) -> int:
+        if rating not in (1, -1):
+            raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
+        return rating
 
 
 class FeedbackOut(BaseModel):
@@ -117,7 +151,16 @@ class FeedbackOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"]
-    chunks: int = Field(description="Chunks in the index.")
+    chunks: int | None = Field(None, description="Chunks in the index (with a server key only).")
+    feedback_rows: int | None = Field(
+        None, description="Rows in the feedback store (with a server key only)."
+    )
+    feedback_bytes: int | None = Field(
+        None, description="Size of the feedback store (with a server key only)."
+    )
+    feedback_max_bytes: int | None = Field(
+        None, description="server.feedback_max_bytes (with a server key only)."
+    )
 
 
 class ErrorDetail(BaseModel):

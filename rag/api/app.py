@@ -6,18 +6,13 @@ GET /widget.js, GET /widget/demo; OpenAPI at /docs. Every error is `{"error": {"
 a one-line message and never a stack trace.
 """
 
-import hmac
-import ipaddress
 import json
 import logging
-import math
 import threading
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
-from importlib import resources
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,9 +21,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from ingest.catalog import Catalog, CatalogError
-from rag.api_models import (
+from ingest.catalog import Catalog
+from rag.api.access import Access, Caller, HostGuard, RateLimiter, allowed_hosts
+from rag.api.errors import HANDLED, ApiError, as_api_error
+from rag.api.models import (
     AUTH_ERRORS,
     EVENTS,
     AnswerOut,
@@ -42,67 +40,13 @@ from rag.api_models import (
     content,
     errors,
 )
-from rag.embeddings import EmbeddingError
+from rag.api.pages import SecurityHeaders, page_headers, static
 from rag.feedback import FeedbackStore
-from rag.generators import UnknownGenerator
-from rag.generators.base import GeneratorError
-from rag.pipeline import (
-    EmptyIndexError,
-    Pipeline,
-    QuestionError,
-    build_pipeline,
-    clean_question,
-    parse_history,
-)
-from rag.retrieval import UnknownBackend
+from rag.pipeline import Pipeline, build_pipeline, clean_question, parse_history
 from rag.settings import Settings
-from rag.store import StoreError
 from rag.types import CitationEvent, Event, TextDelta
 
 log = logging.getLogger("rag.api")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
-class ApiError(Exception):
-    """An error response: HTTP status, a stable code, a one-line message."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers
-        self.message = " ".join(message.split())
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
-def as_api_error(exc: BaseException) -> ApiError:
-    """The response for an exception of the pipeline, the store or the generator."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, QuestionError):
-        return ApiError(422, "invalid_question", str(exc))
-    if isinstance(exc, EmptyIndexError):
-        return ApiError(503, "empty_index", "the index is empty: run `rag ingest` first")
-    if isinstance(exc, StoreError | CatalogError | EmbeddingError | UnknownGenerator | UnknownBackend):
-        return ApiError(503, "unavailable", str(exc))
-    if isinstance(exc, GeneratorError):
-        return ApiError(502, "generator_failed", str(exc))
-    log.error("unexpected error", exc_info=exc)
-    return ApiError(500, "internal", "internal server error; see the server log")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # ---- the pieces: the lazily built pipeline, rate limits, the body limit ----
@@ -120,32 +64,6 @@ class LazyPipeline:
                 if self._pipeline is None:
                     self._pipeline = build_pipeline(self.settings)
         return self._pipeline
-
-
-class RateLimiter:
-    """A sliding one-minute window of requests per caller."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute, self._lock = per_minute, threading.Lock()
-        self._hits: dict[str, deque[float]] = {}
-
-    def check(self, caller: str) -> None:
-        if not self.per_minute:
-            return
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(caller, deque())
-            while hits and hits[0] <= now - 60:
-                hits.popleft()
-            if len(hits) >= self.per_minute:
-                wait = max(1, math.ceil(hits[0] + 60 - now))
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"more than {self.per_minute} requests a minute; retry in {wait} s",
-                    {"Retry-After": str(wait)},
-                )
-            hits.append(now)
 
 
 class BodyLimit:
@@ -214,10 +132,6 @@ async def sse_stream(events: Iterator[Event]) -> AsyncIterator[str]:
         yield sse("error", as_api_error(exc).body())
 
 
-def _static(name: str) -> str:
-    return (resources.files("rag") / "static" / name).read_text(encoding="utf-8")
-
-
 # ---- the app ----
 
 
@@ -225,41 +139,34 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """The API over `pipeline` (built from `settings` on first use when not given)."""
     server = settings.server
     lazy = LazyPipeline(settings, pipeline)
-    limiter = RateLimiter(server.rate_limit_per_minute)
-    keys = [key.encode() for key in server.api_keys]
-    bearer = HTTPBearer(auto_error=False, description="One of the keys in server.api_keys.")
-    widget_js, demo_html = _static("widget.js"), _static("demo.html")
+    access = Access(server)
+    feedback_limit = RateLimiter(server.feedback_per_minute, "feedback posts")
+    store = FeedbackStore(settings.feedback_path, server.feedback_max_bytes)
+    keys = "a server key (server.api_keys) or a browser key (server.browser_keys)"
+    bearer = HTTPBearer(auto_error=False, description=f"{keys}.")
+    pages = page_headers(server.cors_origins)
 
-    async def access(
+    def token_of(auth: HTTPAuthorizationCredentials | None) -> str | None:
+        return auth.credentials if auth is not None else None
+
+    async def caller(
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-    ) -> None:
-        """API key (when keys are configured), the browser origin, then the caller's rate limit."""
+    ) -> Caller:
+        """The key (when keys are configured), the browser origin, then the caller's rate limit."""
         client = request.client.host if request.client else ""
-        if keys:
-            if auth is None:
-                raise ApiError(401, "missing_key", "send an API key: Authorization: Bearer KEY", _CHALLENGE)
-            token = auth.credentials.encode()
-            matches = [hmac.compare_digest(token, key) for key in keys]  # no early exit: constant time
-            if not any(matches):
-                raise ApiError(401, "invalid_key", "the API key is not valid", _CHALLENGE)
-            caller = f"key {matches.index(True)}"
-        elif is_loopback(client):
-            caller = f"client {client}"
-        else:
-            raise ApiError(403, "loopback_only", "no API keys are configured: only loopback clients may call")
-        origin = request.headers.get("origin")
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin and origin != own and origin not in server.cors_origins:
-            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
-        limiter.check(caller)
+        origin, host = request.headers.get("origin"), request.headers.get("host", "")
+        return access.check(client, token_of(auth), origin, request.url.scheme, host)
 
     app = FastAPI(
         title="rag-chat",
         summary="Answers with verified citations from your documents.",
         version="1",
         responses=errors(404),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if server.docs else None,
     )
-    api = APIRouter(prefix="/v1", dependencies=[Depends(access)], responses=errors(*AUTH_ERRORS))
+    api = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=errors(*AUTH_ERRORS))
 
     @api.post("/ask", responses={200: {"model": AnswerOut}, **errors(502, 503)})
     def ask(body: AskIn) -> JSONResponse:
@@ -305,40 +212,70 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
 
     @api.get("/sources", responses={200: {"model": SourcesOut}, **errors(503)})
     def sources() -> JSONResponse:
-        """The ingested documents (without their text)."""
+        """The ingested documents (without their text, and without where they lie on the server's disk)."""
         documents = [
-            DocumentOut(path=d.path, source=d.source, title=d.title, loader=d.loader, chunks=d.chunks,
-                        meta=d.meta, ingested_at=d.ingested_at)
+            DocumentOut(source=d.source, title=d.title, loader=d.loader, chunks=d.chunks, meta=d.meta,
+                        ingested_at=d.ingested_at)
             for d in Catalog(settings.catalog_path).documents()
         ]  # fmt: skip
         return JSONResponse(SourcesOut(documents=documents).model_dump())
 
     @api.post("/feedback", status_code=201, responses={201: {"model": FeedbackOut}})
-    def feedback(body: FeedbackIn) -> JSONResponse:
-        """Thumbs up (1) or down (-1) on an answer, stored with the question, answer and citations."""
-        store = FeedbackStore(settings.feedback_path)
-        new = store.add(body.rating, body.question, body.answer, body.citations, body.comment, origin="api")
+    def feedback(body: FeedbackIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
+        """Thumbs up (1) or down (-1) on an answer, stored with the question, answer and citations; at most
+        server.feedback_per_minute posts a minute per client; the store keeps its newest rows within
+        server.feedback_max_bytes."""
+        feedback_limit.check(who.client)
+        citations = [c.stored() for c in body.citations]
+        new = store.add(body.rating, body.question, body.answer, citations, body.comment, origin="api")
         return JSONResponse({"id": new}, status_code=201)
 
     app.include_router(api)
 
     @app.get("/healthz", responses={200: {"model": HealthOut}, **errors(503)})
-    def healthz() -> JSONResponse:
-        """200 when the index is loaded and holds chunks; 503 (with the reason) otherwise."""
+    def healthz(auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> JSONResponse:
+        """200 {"status": "ok"} when the index is loaded and holds chunks, 503 otherwise; with a server key,
+        also the number of chunks and the feedback store's size."""
         pipeline = lazy.get()
         pipeline.ensure_ready()
-        return JSONResponse({"status": "ok", "chunks": pipeline.store.count()})
+        chunks = pipeline.store.count()  # reaches the store: 503 when it is down
+        if not access.is_server(token_of(auth)):
+            return JSONResponse({"status": "ok"})
+        usage = store.usage()
+        return JSONResponse(
+            {"status": "ok", "chunks": chunks, "feedback_rows": usage.rows, "feedback_bytes": usage.bytes,
+             "feedback_max_bytes": server.feedback_max_bytes}
+        )  # fmt: skip
 
     @app.get("/widget.js", response_class=Response, responses={200: content("text/javascript", "The script")})
     def widget() -> Response:
         """The embeddable chat widget (see the README for the script tag)."""
         headers = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
-        return Response(widget_js, media_type="text/javascript; charset=utf-8", headers=headers)
+        return Response(static("widget.js"), media_type="text/javascript; charset=utf-8", headers=headers)
 
     @app.get("/widget/demo", response_class=Response, responses={200: content("text/html", "The page")})
     def demo() -> HTMLResponse:
         """An example wiki page that embeds the widget."""
-        return HTMLResponse(demo_html)
+        return HTMLResponse(static("demo.html"), headers=pages)
+
+    @app.get("/widget/demo.js", include_in_schema=False)
+    def demo_script() -> Response:
+        return Response(static("demo.js"), media_type="text/javascript; charset=utf-8")
+
+    if server.docs:
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> HTMLResponse:
+            return HTMLResponse(static("docs.html"), headers=pages)
+
+        @app.get("/docs/{name}", include_in_schema=False)
+        def docs_file(name: str) -> Response:
+            types = {"docs.js": "text/javascript", "swagger-ui-bundle.js": "text/javascript",
+                     "swagger-ui.css": "text/css"}  # fmt: skip
+            if name not in types:
+                raise ApiError(404, "not_found", f"no file {name[:80]!r} under /docs")
+            cache = {"Cache-Control": "public, max-age=86400"}
+            return Response(static(name), media_type=f"{types[name]}; charset=utf-8", headers=cache)
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         return as_api_error(exc).response()
@@ -362,9 +299,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
 
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
-    for kind in (ApiError, QuestionError, EmptyIndexError, StoreError, CatalogError, EmbeddingError,
-                 GeneratorError, UnknownGenerator, UnknownBackend, Exception):  # fmt: skip
+    for kind in HANDLED:
         app.add_exception_handler(kind, on_error)
+    # Middleware, innermost first: the body limit, CORS, the security headers, the host check, then (when
+    # proxies are configured) the client address from X-Forwarded-For.
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
@@ -374,4 +312,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         expose_headers=["Retry-After"],
         max_age=600,
     )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(HostGuard, allowed=allowed_hosts(server))
+    if server.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=server.trusted_proxies)
     return app
+
+
+def server_config(app: ASGIApp, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for the app: its own X-Forwarded-* handling off (the app believes them only
+    from server.trusted_proxies), no `Server` header."""
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False, **options)

@@ -1,0 +1,185 @@
+"""Who may call the API, and how often: host names, keys, origins, client addresses, rate limits.
+
+- **Hosts.** A request whose `Host` is not an allowed name gets 400 before any route (a page whose name
+  was rebound to 127.0.0.1 cannot read the API as if it were the server's own page).
+- **Keys.** Server keys (`server.api_keys`) are for scripts and back ends: no `Origin` needed, limited per
+  key. Browser keys (`server.browser_keys`) are public, written in wiki pages: accepted only with an
+  allowed `Origin`, and limited per client address and key, so one client cannot exhaust a key for the
+  others. Missing and wrong keys are limited per client address. Without any key, loopback clients only.
+- **Client addresses.** The connection's peer, unless it is one of `server.trusted_proxies`: then the
+  right-most address of `X-Forwarded-For` that is not a trusted proxy (uvicorn's ProxyHeadersMiddleware,
+  applied only when proxies are configured).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rag.api.errors import ApiError
+from rag.settings import ServerSettings
+
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str:
+    """The name of a `Host` header without its port, lower-cased: "[::1]:8000" -> "::1"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else ""
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def allowed_hosts(server: ServerSettings) -> frozenset[str] | None:
+    """The host names the server answers to; None = any (`*`)."""
+    names = [host_name(h) if not h.startswith("[") else h.strip("[]").lower() for h in server.allowed_hosts]
+    if "*" in names:
+        return None
+    listen = server.host.strip("[]").lower()
+    unspecified = listen in ("0.0.0.0", "::", "")
+    return frozenset([*names, *LOOPBACK_NAMES, *([] if unspecified else [listen])])
+
+
+class HostGuard:
+    """ASGI middleware: 400 for a `Host` header outside the allowed names, before any route runs."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] | None) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.allowed is not None:
+            header = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+            if host_name(header) not in self.allowed:
+                shown = header[:80] or "(none)"
+                error = ApiError(
+                    400,
+                    "host_not_allowed",
+                    f"host {shown!r} is not in server.allowed_hosts; ask the operator",
+                )
+                return await error.response()(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class RateLimiter:
+    """A sliding one-minute window of requests per caller; callers without recent hits are forgotten."""
+
+    def __init__(self, per_minute: int, what: str = "requests") -> None:
+        self.per_minute, self.what, self._lock = per_minute, what, threading.Lock()
+        self._hits: dict[str, deque[float]] = {}
+
+    def _recent(self, caller: str, now: float) -> deque[float]:
+        hits = self._hits.setdefault(caller, deque())
+        while hits and hits[0] <= now - 60:
+            hits.popleft()
+        return hits
+
+    def _refuse(self, hits: deque[float], now: float) -> ApiError:
+        wait = max(1, math.ceil(hits[0] + 60 - now))
+        message = f"more than {self.per_minute} {self.what} a minute; retry in {wait} s"
+        return ApiError(429, "rate_limited", message, {"Retry-After": str(wait)})
+
+    def check(self, caller: str, record: bool = True) -> None:
+        """Raise 429 when `caller` is at its limit; otherwise count this request (unless `record` is off)."""
+        if not self.per_minute:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._hits) > 10_000:  # many callers: drop the idle ones
+                for idle in [c for c, h in self._hits.items() if not h or h[-1] <= now - 60]:
+                    del self._hits[idle]
+            hits = self._recent(caller, now)
+            if len(hits) >= self.per_minute:
+                raise self._refuse(hits, now)
+            if record:
+                hits.append(now)
+
+    def record(self, caller: str) -> None:
+        if self.per_minute:
+            with self._lock:
+                self._recent(caller, time.monotonic()).append(time.monotonic())
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the client address and the key it authenticated with (if any)."""
+
+    client: str
+    key: Literal["server", "browser", "none"]
+    index: int = -1
+
+
+def _match(token: bytes, keys: list[bytes]) -> int:
+    matches = [hmac.compare_digest(token, key) for key in keys]  # no early exit: constant time
+    return matches.index(True) if any(matches) else -1
+
+
+class Access:
+    """The checks of every /v1 request, in order: failed-key limit, key, origin, rate limit."""
+
+    def __init__(self, server: ServerSettings) -> None:
+        self.server = server
+        self.server_keys = [k.encode() for k in server.api_keys]
+        self.browser_keys = [k.encode() for k in server.browser_keys]
+        self.requests = RateLimiter(server.rate_limit_per_minute)
+        self.browser_requests = RateLimiter(server.browser_rate_limit_per_minute)
+        self.failures = RateLimiter(server.auth_failures_per_minute, "requests with a missing or wrong key")
+
+    def origin_allowed(self, origin: str, scheme: str, host: str) -> bool:
+        """A listed origin, or the server's own (same scheme and Host, which HostGuard allowed)."""
+        return origin in self.server.cors_origins or origin == f"{scheme}://{host}"
+
+    def check(self, client: str, token: str | None, origin: str | None, scheme: str, host: str) -> Caller:
+        foreign = origin is not None and not self.origin_allowed(origin, scheme, host)
+        if not (self.server_keys or self.browser_keys):
+            if not is_loopback(client):
+                raise ApiError(
+                    403, "loopback_only", "no API keys are configured: only loopback clients may call"
+                )
+            if foreign:
+                raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+            self.requests.check(f"client {client}")
+            return Caller(client, "none")
+        self.failures.check(client, record=False)
+        if token is None:
+            self.failures.record(client)
+            raise ApiError(401, "missing_key", "send an API key: Authorization: Bearer KEY", CHALLENGE)
+        server_index = _match(token.encode(), self.server_keys)
+        browser_index = _match(token.encode(), self.browser_keys)
+        if server_index < 0 and browser_index < 0:
+            self.failures.record(client)
+            raise ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
+        if foreign:
+            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+        if server_index >= 0:
+            self.requests.check(f"key {server_index}")
+            return Caller(client, "server", server_index)
+        if origin is None:
+            raise ApiError(
+                403,
+                "origin_required",
+                "a browser key is accepted only from a wiki page in server.cors_origins",
+            )
+        self.browser_requests.check(f"key {browser_index} client {client}")
+        return Caller(client, "browser", browser_index)
+
+    def is_server(self, token: str | None) -> bool:
+        """True for a valid server key (what /healthz shows in detail)."""
+        return token is not None and _match(token.encode(), self.server_keys) >= 0
