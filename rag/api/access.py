@@ -113,8 +113,9 @@ class RateLimiter:
 
     def record(self, caller: str) -> None:
         if self.per_minute:
+            now = time.monotonic()
             with self._lock:
-                self._recent(caller, time.monotonic()).append(time.monotonic())
+                self._recent(caller, now).append(now)
 
 
 @dataclass(frozen=True)
