@@ -24,7 +24,7 @@ from rag.api import create_app
 from rag.api.errors import UNAVAILABLE
 from rag.feedback import FeedbackStore
 
-from .conftest import DefaultIndex
+from .conftest import CORPUS, DefaultIndex
 from .test_api import running, server_settings
 
 SERVER, BROWSER = "server-key-1", "browser-key-1"
@@ -246,6 +246,18 @@ def test_error_bodies_hold_no_path_or_driver_message(tmp_path: Path, data_dir: P
         assert response.status_code == 503, response.text
         assert response.json()["error"] == {"code": "unavailable", "message": UNAVAILABLE}
         assert not any(word in response.text for word in internals), response.text
+
+
+def test_no_response_shows_where_files_lie_on_the_server(wiki: str, data_dir: Path) -> None:
+    with client(key=SERVER) as c:
+        answer = c.post(f"{wiki}/v1/ask", json={"question": "How much funding was returned?"})
+        passage = c.get(f"{wiki}/v1/passages/{answer.json()['citations'][0]['chunk_id']}")
+        with c.stream("POST", f"{wiki}/v1/ask/stream", json={"question": "Why was it terminated?"}) as stream:
+            events = stream.read().decode()
+        sources = c.get(f"{wiki}/v1/sources")
+    assert passage.json()["metadata"]["source"] == answer.json()["citations"][0]["source"]
+    for body in (answer.text, passage.text, events, sources.text):
+        assert str(CORPUS.resolve()) not in body and str(data_dir) not in body and '"path"' not in body
 
 
 def test_every_response_carries_the_security_headers(wiki: str) -> None:

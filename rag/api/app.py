@@ -114,11 +114,16 @@ def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def public(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A passage's metadata as clients see it: without where its file lies on the server (`path`)."""
+    return {k: v for k, v in metadata.items() if k != "path"}
+
+
 def event_json(event: Event) -> dict[str, Any]:
     if isinstance(event, TextDelta):
         return {"text": event.text}
     if isinstance(event, CitationEvent):
-        return {**event.citation.to_json(), "metadata": event.citation.passage.metadata}
+        return {**event.citation.to_json(), "metadata": public(event.citation.passage.metadata)}
     return event.answer.to_json()
 
 
@@ -206,7 +211,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             raise ApiError(404, "not_found", f"no passage with id {chunk_id[:80]!r}")
         body = PassageOut(
             chunk_id=found.id, text=found.text, source=found.source, title=found.title, kind=found.kind,
-            author=found.author, start=found.start, end=found.end, metadata=found.metadata,
+            author=found.author, start=found.start, end=found.end, metadata=public(found.metadata),
         )  # fmt: skip
         return JSONResponse(body.model_dump())
 
