@@ -491,6 +491,7 @@ def test_twenty_simultaneous_questions(data_dir: Path) -> None:
 
 def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"RAG_DATA_DIR": str(data_dir)}
+    env["RAG_SERVER__RATE_LIMIT_PER_MINUTE"] = "3"  # per client: the ask and two more requests
     refused = subprocess.run(
         [str(BIN / "rag"), "serve", "--host", "0.0.0.0"], capture_output=True, text=True, env=env, timeout=120
     )
@@ -507,6 +508,13 @@ def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["status"] == "ok"
             answer = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": FUNDING}, timeout=120)
             assert "£500,000" in answer.json()["answer"]
+            # uvicorn believes no X-Forwarded-For (the probe reset its limit with one) and checks Host
+            sources = f"http://127.0.0.1:{port}/v1/sources"
+            forged = [
+                httpx.get(sources, headers={"X-Forwarded-For": f"127.0.0.{i}"}).status_code for i in (2, 3, 4)
+            ]
+            assert forged == [200, 200, 429]
+            assert httpx.get(sources, headers={"Host": "attacker.example"}).status_code == 400
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -50,7 +50,7 @@ def host_name(header: str) -> str:
 
 def allowed_hosts(server: ServerSettings) -> frozenset[str] | None:
     """The host names the server answers to; None = any (`*`)."""
-    names = [host_name(h) if not h.startswith("[") else h.strip("[]").lower() for h in server.allowed_hosts]
+    names = [host_name(h) for h in server.allowed_hosts]
     if "*" in names:
         return None
     listen = server.host.strip("[]").lower()

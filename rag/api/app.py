@@ -147,8 +147,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     access = Access(server)
     feedback_limit = RateLimiter(server.feedback_per_minute, "feedback posts")
     store = FeedbackStore(settings.feedback_path, server.feedback_max_bytes)
-    keys = "a server key (server.api_keys) or a browser key (server.browser_keys)"
-    bearer = HTTPBearer(auto_error=False, description=f"{keys}.")
+    bearer = HTTPBearer(
+        auto_error=False, description="A server key (server.api_keys) or a browser key (server.browser_keys)."
+    )
     pages = page_headers(server.cors_origins)
 
     def token_of(auth: HTTPAuthorizationCredentials | None) -> str | None:
