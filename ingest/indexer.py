@@ -114,6 +114,94 @@ def _under(path: str, roots: Iterable[Path]) -> bool:
 Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
 
 
+class _Sync:
+    """One change of the index under the ingest lock: documents to (re)index, document keys to keep as
+    they are or to remove; `commit` embeds only new chunks, then upserts before it deletes."""
+
+    def __init__(
+        self, settings: Settings, embedder: Embedder, store: VectorStore, report: IngestReport
+    ) -> None:
+        self.settings, self.embedder, self.store, self.report = settings, embedder, store, report
+        self.indexed: dict[str, dict[str, dict[str, Any]]] = {}
+        for cid, _, meta in store.iter_records():
+            self.indexed.setdefault(str(meta.get("path", "")), {})[cid] = meta
+        self.before = {key: set(ids) for key, ids in self.indexed.items()}
+        self.to_add: list[Chunk] = []
+        self.to_update: list[Chunk] = []
+        self.to_delete: list[str] = []
+        self.loaded: list[tuple[Document, list[Chunk], int]] = []
+        self.removed: list[str] = []
+
+    def put(self, doc: Document) -> None:
+        chunks = chunk_document(doc, self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
+        old = self.indexed.pop(str(doc.path), {})
+        added = 0
+        for chunk in chunks:
+            previous = old.pop(chunk.id, None)
+            if previous is None:
+                self.to_add.append(chunk)
+                added += 1
+            elif previous != chunk.metadata:
+                self.to_update.append(chunk)
+            else:
+                self.report.chunks_unchanged += 1
+        self.to_delete.extend(old)
+        self.loaded.append((doc, chunks, added))
+
+    def keep(self, key: str) -> None:
+        """Leave a document as it was indexed (it could not be read this time: never lose data)."""
+        self.indexed.pop(key, None)
+
+    def remove(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.to_delete.extend(self.indexed.pop(key, {}))
+            self.removed.append(key)
+
+    def commit(self, catalog: Catalog, progress: Progress | None = None, reset: bool = False) -> None:
+        report, store = self.report, self.store
+        for start in range(0, len(self.to_add), _UPSERT_BATCH):
+            batch = self.to_add[start : start + _UPSERT_BATCH]
+            vectors = self.embedder.encode([index_text(c.text, c.metadata) for c in batch])
+            store.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
+            if progress:
+                progress(start + len(batch), len(self.to_add))
+        if self.to_update:
+            store.update_metadata([c.id for c in self.to_update], [c.metadata for c in self.to_update])
+        if self.to_delete:
+            store.delete(self.to_delete)
+
+        now = time.time()
+        for doc, chunks, added in self.loaded:
+            catalog.put(
+                DocumentRecord(
+                    str(doc.path), doc.source, doc.title, doc.loader,
+                    hashlib.sha256(doc.text.encode()).hexdigest(), doc.text, len(chunks), doc.meta, now,
+                )
+            )  # fmt: skip
+            report.documents.append(
+                {
+                    "source": doc.source,
+                    "title": doc.title,
+                    "loader": doc.loader,
+                    "chunks": len(chunks),
+                    "added": added,
+                }
+            )
+        if self.removed:
+            catalog.remove(self.removed)
+        report.files_read = len(self.loaded)
+        report.chunks_added = len(self.to_add)
+        report.chunks_updated = len(self.to_update)
+        report.chunks_removed = len(self.to_delete)
+        report.chunks_total = store.count()
+        if report.changed or reset:
+            catalog.set_state("last_ingest", str(now))
+        final_ids = {i for ids in self.before.values() for i in ids} | {c.id for c in self.to_add}
+        final_ids -= set(self.to_delete)
+        if report.changed or read_stamp(self.settings.lexical_dir) != stamp(final_ids):
+            rebuild(self.settings.lexical_dir, store.iter_records(include_text=True))
+
+
 def ingest(
     paths: Sequence[Path],
     settings: Settings,
@@ -135,91 +223,61 @@ def ingest(
         if reset:
             store.reset()
             catalog.clear()
-        indexed: dict[str, dict[str, dict[str, Any]]] = {}
-        for cid, _, meta in store.iter_records():
-            indexed.setdefault(str(meta.get("path", "")), {})[cid] = meta
-        indexed_before = {path: set(ids) for path, ids in indexed.items()}
-
-        to_add: list[Chunk] = []
-        to_update: list[Chunk] = []
-        to_delete: list[str] = []
-        loaded: list[tuple[Document, list[Chunk], int]] = []
+        sync = _Sync(settings, embedder, store, report)
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
         for file, shown in files.items():
             try:
-                doc = load_document(file, _display(file), max_bytes)
-                chunks = chunk_document(doc, settings.ingest.chunk_size, settings.ingest.chunk_overlap)
+                sync.put(load_document(file, _display(file), max_bytes))
             except UnsupportedType as exc:
                 if _under(str(file), roots):  # found in a folder: not the user's mistake
                     report.ignored.append(Skipped(shown, str(exc)))
                 else:
                     report.skipped.append(Skipped(shown, str(exc)))
-                indexed.pop(str(file), None)
-                continue
+                sync.keep(str(file))
             except LoaderError as exc:
                 report.skipped.append(Skipped(shown, str(exc)))
-                indexed.pop(str(file), None)  # keep what was indexed before: never lose data
-                continue
-            old = indexed.pop(str(file), {})
-            added = 0
-            for chunk in chunks:
-                previous = old.pop(chunk.id, None)
-                if previous is None:
-                    to_add.append(chunk)
-                    added += 1
-                elif previous != chunk.metadata:
-                    to_update.append(chunk)
-                else:
-                    report.chunks_unchanged += 1
-            to_delete.extend(old)
-            loaded.append((doc, chunks, added))
-
+                sync.keep(str(file))  # keep what was indexed before: never lose data
         # Files indexed from these folders before that are no longer part of them (deleted, renamed).
-        removed = [path for path in indexed if _under(path, roots)]
-        for path in removed:
-            to_delete.extend(indexed[path])
-            report.files_removed.append(_display(Path(path)))
+        removed = [key for key in sync.indexed if _under(key, roots)]
+        sync.remove(removed)
+        report.files_removed = [_display(Path(key)) for key in removed]
+        sync.commit(catalog, progress, reset)
+    report.seconds = time.perf_counter() - started
+    return report
 
-        for start in range(0, len(to_add), _UPSERT_BATCH):
-            batch = to_add[start : start + _UPSERT_BATCH]
-            vectors = embedder.encode([index_text(c.text, c.metadata) for c in batch])
-            store.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
-            if progress:
-                progress(start + len(batch), len(to_add))
-        if to_update:
-            store.update_metadata([c.id for c in to_update], [c.metadata for c in to_update])
-        if to_delete:
-            store.delete(to_delete)
 
-        now = time.time()
-        for doc, chunks, added in loaded:
-            catalog.put(
-                DocumentRecord(
-                    str(doc.path), doc.source, doc.title, doc.loader,
-                    hashlib.sha256(doc.text.encode()).hexdigest(), doc.text, len(chunks), doc.meta, now,
-                )
-            )  # fmt: skip
-            report.documents.append(
-                {
-                    "source": doc.source,
-                    "title": doc.title,
-                    "loader": doc.loader,
-                    "chunks": len(chunks),
-                    "added": added,
-                }
-            )
-        if removed:
-            catalog.remove(removed)
-        report.files_read = len(loaded)
-        report.chunks_added = len(to_add)
-        report.chunks_updated = len(to_update)
-        report.chunks_removed = len(to_delete)
-        report.chunks_total = store.count()
-        if report.changed or reset:
-            catalog.set_state("last_ingest", str(now))
-        final_ids = {i for ids in indexed_before.values() for i in ids} | {c.id for c in to_add}
-        final_ids -= set(to_delete)
-        if report.changed or read_stamp(settings.lexical_dir) != stamp(final_ids):
-            rebuild(settings.lexical_dir, store.iter_records(include_text=True))
+def put_document(
+    doc: Document, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+) -> IngestReport:
+    """Index one document that did not come from a file (a wiki page pushed through the API) under the
+    ingest lock, with the same guarantees as `ingest`: only new chunks embedded, crash-safe, the lexical
+    index brought up to date."""
+    started = time.perf_counter()
+    report = IngestReport()
+    with ingest_lock(settings.data_dir):
+        sync = _Sync(
+            settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
+        )
+        sync.put(doc)
+        sync.commit(Catalog(settings.catalog_path))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def remove_document(
+    key: str, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+) -> IngestReport:
+    """Remove one document (by its catalog key) and its chunks; `files_removed` is empty when it was not
+    indexed."""
+    started = time.perf_counter()
+    report = IngestReport()
+    with ingest_lock(settings.data_dir):
+        sync = _Sync(
+            settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
+        )
+        if key in sync.indexed:
+            sync.remove([key])
+            report.files_removed = [key]
+        sync.commit(Catalog(settings.catalog_path))
     report.seconds = time.perf_counter() - started
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +304,14 @@ def load_document(path: Path, source: str, max_bytes: int) -> Document:
     if not data.strip():
         raise LoaderError("empty file")
     return LOADERS[loader_for(path, data)](path, source, data)
+
+
+PUSHED = "api:"  # the catalog key of a pushed document is PUSHED + its id (never a file path)
+
+
+def pushed_document(doc_id: str, format: str, content: str, title: str = "", url: str = "") -> Document:
+    """A document that came as text rather than a file (a wiki page pushed through the API): parsed by the
+    loader of its format (markdown, html, text, thread); `title` and `url` (kept as its `url` metadata) override what the text says."""
+    doc = LOADERS[format](Path(doc_id), url or f"documents/{doc_id}", content.encode())
+    meta = {**doc.meta, **({"url": url} if url else {})}
+    return replace(doc, path=Path(PUSHED + doc_id), title=title or doc.title, meta=meta)

@@ -239,6 +239,11 @@ class ServerSettings(Section):
         "browser `Origin` in `server.cors_origins` (or the server's own pages), limited per client address "
         "and key.",
     )
+    admin_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys that may write documents (`PUT`/`DELETE /v1/documents/ID`, JSON list), for a wiki's "
+        "webhooks; never one of the read keys that sit in wiki pages. None = the push API is off.",
+    )
     rate_limit_per_minute: int = Field(
         60,
         ge=0,
@@ -272,6 +277,9 @@ class ServerSettings(Section):
     )
     max_body_bytes: int = Field(
         65_536, ge=1024, description="Larger request bodies are rejected with 413 before parsing."
+    )
+    max_document_bytes: int = Field(
+        5_000_000, ge=1024, description="The same limit for a document pushed with `PUT /v1/documents/ID`."
     )
     feedback_per_minute: int = Field(
         10, ge=0, description="Feedback posts a minute per client address; 0 = no limit."

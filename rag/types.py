@@ -34,6 +34,13 @@ class Passage:
         return str(self.metadata.get("kind", ""))
 
     @property
+    def url(self) -> str:
+        """The document's web address (front matter `url:`, or given when the page was pushed); "" when it
+        has none or it is not an http(s) address."""
+        url = str(self.metadata.get("meta_url", ""))
+        return url if url.lower().startswith(("http://", "https://")) else ""
+
+    @property
     def author(self) -> str:
         return str(self.metadata.get("author", ""))
 
@@ -89,6 +96,7 @@ class Citation:
             "author": p.author,
             "text": p.text,
             "section": p.section,
+            "url": p.url,
             "quote": self.quote,
             "start": self.start,
             "end": self.end,

@@ -309,7 +309,7 @@ def test_feedback_is_stored(base: str, client: httpx.Client, settings: Settings)
     assert (stored.rating, stored.question, stored.citations, stored.origin) == (
         -1,
         FUNDING,
-        [{"marker": 1, "chunk_id": "c1", "source": "", "title": "", "section": "", "kind": "", "author": "",
+        [{"marker": 1, "chunk_id": "c1", "source": "", "title": "", "section": "", "url": "", "kind": "", "author": "",
           "quote": "£500,000", "quotes": [], "start": 4, "end": 12}],
         "api",
     )  # fmt: skip

@@ -27,6 +27,8 @@ from rag.api import create_app
 from .conftest import DefaultIndex
 from .test_api import KEY, running, server_settings
 
+ADMIN = "fuzz-admin-key"
+
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
@@ -40,6 +42,9 @@ OPERATIONS = [
     ("GET", "/v1/passages/{chunk_id}"),
     ("GET", "/v1/sources"),
     ("POST", "/v1/feedback"),
+    ("PUT", "/v1/documents/{doc_id}"),
+    ("DELETE", "/v1/documents/{doc_id}"),
+    ("GET", "/v1/documents"),
     ("GET", "/healthz"),
     ("GET", "/widget.js"),
     ("GET", "/widget/demo"),
@@ -51,7 +56,8 @@ def api_schema(
     tmp_path_factory: pytest.TempPathFactory, default_index: DefaultIndex
 ) -> Iterator[schemathesis.schemas.BaseSchema]:
     data_dir = default_index.copy(tmp_path_factory.mktemp("fuzz") / "data")  # the fuzzer posts feedback
-    app_settings = server_settings(data_dir, server={"api_keys": [KEY], "rate_limit_per_minute": 0})
+    server = {"api_keys": [KEY], "admin_keys": [ADMIN], "rate_limit_per_minute": 0, "feedback_per_minute": 0}
+    app_settings = server_settings(data_dir, server=server)
     with running(create_app(app_settings)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 
@@ -66,7 +72,7 @@ def test_no_server_errors_and_conforming_responses(
     api_schema: schemathesis.schemas.BaseSchema, method: str, path: str
 ) -> None:
     operation = api_schema[path][method]
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {ADMIN if path.startswith('/v1/documents') else KEY}"}
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE, headers=headers),
         operation.as_strategy(GenerationMode.NEGATIVE, headers=headers),

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
@@ -192,7 +193,7 @@ def test_docs_work_offline_under_the_pages_policy(page: Page, corpus_url: str) -
     page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
     page.goto(f"{corpus_url}/docs")
     expect(page.locator(".opblock-summary-path", has_text="/v1/ask/stream")).to_be_visible()
-    expect(page.locator(".opblock")).to_have_count(8)
+    expect(page.locator(".opblock")).to_have_count(11)
     assert outside == [] and console == []
 
 
@@ -204,3 +205,27 @@ def test_a_key_typed_into_the_demo_stays_out_of_the_address(page: Page, corpus_u
     page.get_by_role("button", name="Forget key").click()
     page.wait_for_load_state()
     assert page.evaluate("() => localStorage.getItem('rag-demo-key')") is None
+
+
+def test_a_pushed_page_is_cited_with_a_link_to_the_wiki(
+    page: Page, tmp_path: Path, default_index: DefaultIndex
+) -> None:
+    settings = server_settings(
+        default_index.copy(tmp_path / "data"), server={"browser_keys": [KEY], "admin_keys": ["admin"]}
+    )
+    wiki_page = "https://wiki.example.com/Team/On-call"
+    content = "# On-call rotation\n\nThe Zephyr team's on-call rotation changes every Thursday at 09:00.\n"
+    with running(create_app(settings)) as url:
+        put = httpx.put(
+            f"{url}/v1/documents/on-call", json={"content": content, "url": wiki_page},
+            headers={"Authorization": "Bearer admin"}, timeout=120,
+        )  # fmt: skip
+        assert put.status_code == 200
+        open_demo(page, url, KEY)
+        ask_in_widget(page, "When does the Zephyr team's on-call rotation change?")
+        answer = page.locator("[data-rag-widget] .msg.bot")
+        expect(answer.locator(".text")).to_contain_text("Thursday at 09:00")
+        answer.locator(".sources .chip").first.click()
+        link = answer.locator(".sources .detail a.where").first
+        expect(link).to_have_attribute("href", wiki_page)
+        expect(link).to_have_attribute("rel", "noopener noreferrer")

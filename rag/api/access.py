@@ -5,7 +5,8 @@
 - **Keys.** Server keys (`server.api_keys`) are for scripts and back ends: no `Origin` needed, limited per
   key. Browser keys (`server.browser_keys`) are public, written in wiki pages: accepted only with an
   allowed `Origin`, and limited per client address and key, so one client cannot exhaust a key for the
-  others. Missing and wrong keys are limited per client address. Without any key, loopback clients only.
+  others. Missing and wrong keys are limited per client address. Without server or browser keys, loopback
+  clients only. Admin keys (`server.admin_keys`) alone may write documents, and read as server keys do.
 - **Client addresses.** The connection's peer, unless it is one of `server.trusted_proxies`: then the
   right-most address of `X-Forwarded-For` that is not a trusted proxy (uvicorn's ProxyHeadersMiddleware,
   applied only when proxies are configured).
@@ -123,7 +124,7 @@ class Caller:
     """Who is calling: the client address and the key it authenticated with (if any)."""
 
     client: str
-    key: Literal["server", "browser", "none"]
+    key: Literal["server", "browser", "admin", "none"]
     index: int = -1
 
 
@@ -139,6 +140,7 @@ class Access:
         self.server = server
         self.server_keys = [k.encode() for k in server.api_keys]
         self.browser_keys = [k.encode() for k in server.browser_keys]
+        self.admin_keys = [k.encode() for k in server.admin_keys]
         self.requests = RateLimiter(server.rate_limit_per_minute)
         self.browser_requests = RateLimiter(server.browser_rate_limit_per_minute)
         self.failures = RateLimiter(server.auth_failures_per_minute, "requests with a missing or wrong key")
@@ -162,7 +164,7 @@ class Access:
         if token is None:
             self.failures.record(client)
             raise ApiError(401, "missing_key", "send an API key: Authorization: Bearer KEY", CHALLENGE)
-        server_index = _match(token.encode(), self.server_keys)
+        server_index = _match(token.encode(), self.server_keys + self.admin_keys)  # an admin key reads too
         browser_index = _match(token.encode(), self.browser_keys)
         if server_index < 0 and browser_index < 0:
             self.failures.record(client)
@@ -181,6 +183,28 @@ class Access:
         self.browser_requests.check(f"key {browser_index} client {client}")
         return Caller(client, "browser", browser_index)
 
+    def check_admin(
+        self, client: str, token: str | None, origin: str | None, scheme: str, host: str
+    ) -> Caller:
+        """Writes: an admin key only (a read key gets 403), never from a foreign browser origin."""
+        if not self.admin_keys:
+            raise ApiError(403, "push_disabled", "the push API is off: the operator sets server.admin_keys")
+        self.failures.check(client, record=False)
+        if token is None:
+            self.failures.record(client)
+            raise ApiError(401, "missing_key", "send an admin key: Authorization: Bearer KEY", CHALLENGE)
+        index = _match(token.encode(), self.admin_keys)
+        if index < 0:
+            if _match(token.encode(), self.server_keys + self.browser_keys) >= 0:
+                raise ApiError(
+                    403, "admin_key_required", "writing documents needs an admin key (server.admin_keys)"
+                )
+            self.failures.record(client)
+            raise ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
+        if origin is not None and not self.origin_allowed(origin, scheme, host):
+            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+        return Caller(client, "admin", index)
+
     def is_server(self, token: str | None) -> bool:
         """True for a valid server key (what /healthz shows in detail)."""
-        return token is not None and _match(token.encode(), self.server_keys) >= 0
+        return token is not None and _match(token.encode(), self.server_keys + self.admin_keys) >= 0

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -24,18 +24,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ingest.catalog import Catalog
+from ingest.indexer import put_document, remove_document
+from ingest.loaders import PUSHED, LoaderError, pushed_document
 from rag.api.access import Access, Caller, HostGuard, RateLimiter, allowed_hosts
 from rag.api.errors import HANDLED, ApiError, as_api_error
 from rag.api.models import (
     AUTH_ERRORS,
+    DOC_ID,
     EVENTS,
     AnswerOut,
     AskIn,
+    DocumentChange,
+    DocumentIn,
     DocumentOut,
     FeedbackIn,
     FeedbackOut,
     HealthOut,
     PassageOut,
+    PushedListOut,
+    PushedOut,
     SourcesOut,
     content,
     errors,
@@ -65,20 +72,31 @@ class LazyPipeline:
                     self._pipeline = build_pipeline(self.settings)
         return self._pipeline
 
+    def refresh(self) -> None:
+        """After the index changed: the next request's pipeline reads the new lexical index (the model,
+        the store and the generator are kept)."""
+        with self._lock:
+            old = self._pipeline
+            if old is not None:
+                self._pipeline = build_pipeline(
+                    self.settings, embedder=old.embedder, store=old.store, generator=old.generator
+                )
+
 
 class BodyLimit:
     """ASGI middleware: reject bodies over `limit` bytes with 413 before anything parses them (declared
     Content-Length, or counted as a chunked body arrives); the accepted body is replayed to the app."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, document_limit: int) -> None:
+        self.app, self.limit, self.document_limit = app, limit, document_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = ApiError(413, "body_too_large", f"the request body is over {self.limit} bytes")
+        limit = self.document_limit if scope["path"].startswith("/v1/documents/") else self.limit
+        too_large = ApiError(413, "body_too_large", f"the request body is over {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdigit() and int(declared) > limit:
             return await too_large.response()(scope, receive, send)
         chunks: list[bytes] = []
         size, more = 0, True
@@ -88,7 +106,7 @@ class BodyLimit:
                 return  # the client went away
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
+            if size > limit:
                 return await too_large.response()(scope, receive, send)
             more = message.get("more_body", False)
         replayed = False
@@ -162,6 +180,14 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         client = request.client.host if request.client else ""
         origin, host = request.headers.get("origin"), request.headers.get("host", "")
         return access.check(client, token_of(auth), origin, request.url.scheme, host)
+
+    async def admin(
+        request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Caller:
+        """An admin key (server.admin_keys): the only kind that may write documents."""
+        client = request.client.host if request.client else ""
+        origin, host = request.headers.get("origin"), request.headers.get("host", "")
+        return access.check_admin(client, token_of(auth), origin, request.url.scheme, host)
 
     app = FastAPI(
         title="rag-chat",
@@ -237,6 +263,52 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         return JSONResponse({"id": new}, status_code=201)
 
     app.include_router(api)
+    documents = APIRouter(
+        prefix="/v1/documents", dependencies=[Depends(admin)], responses=errors(*AUTH_ERRORS)
+    )
+    DocId = Annotated[
+        str, Path(pattern=DOC_ID, description="The page's id in the wiki (letters, digits, . _ ~ -).")
+    ]
+
+    @documents.put("/{doc_id}", responses={200: {"model": DocumentChange}, **errors(503)})
+    def put(doc_id: DocId, body: DocumentIn) -> JSONResponse:
+        """Add or replace a page (a wiki's webhook on save): incremental by content, so an unchanged page
+        embeds nothing; the next question sees the new text. Needs an admin key."""
+        try:
+            doc = pushed_document(doc_id, body.format, body.content, body.title, body.url)
+        except LoaderError as exc:
+            raise ApiError(422, "invalid_document", f"content: {exc}") from None
+        pipeline = lazy.get()
+        report = put_document(doc, settings, embedder=pipeline.embedder, store=pipeline.store)
+        lazy.refresh()
+        (written,) = report.documents
+        change = DocumentChange(
+            doc_id=doc_id, chunks=written["chunks"], added=report.chunks_added, removed=report.chunks_removed
+        )
+        return JSONResponse(change.model_dump())
+
+    @documents.delete("/{doc_id}", responses={200: {"model": DocumentChange}, **errors(503)})
+    def delete(doc_id: DocId) -> JSONResponse:
+        """Remove a page and its chunks (404 when no page has this id). Needs an admin key."""
+        pipeline = lazy.get()
+        report = remove_document(PUSHED + doc_id, settings, embedder=pipeline.embedder, store=pipeline.store)
+        if not report.files_removed:
+            raise ApiError(404, "not_found", f"no document with id {doc_id!r}")
+        lazy.refresh()
+        change = DocumentChange(doc_id=doc_id, chunks=0, added=0, removed=report.chunks_removed)
+        return JSONResponse(change.model_dump())
+
+    @documents.get("", responses={200: {"model": PushedListOut}, **errors(503)})
+    def pushed() -> JSONResponse:
+        """The pages pushed through this API (not the files `rag ingest` read). Needs an admin key."""
+        listed = [
+            PushedOut(doc_id=d.path.removeprefix(PUSHED), title=d.title, url=d.meta.get("url", ""),
+                      chunks=d.chunks, ingested_at=d.ingested_at)
+            for d in Catalog(settings.catalog_path).documents() if d.path.startswith(PUSHED)
+        ]  # fmt: skip
+        return JSONResponse(PushedListOut(documents=listed).model_dump())
+
+    app.include_router(documents)
 
     @app.get("/healthz", responses={200: {"model": HealthOut}, **errors(503)})
     def healthz(auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> JSONResponse:
@@ -309,7 +381,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         app.add_exception_handler(kind, on_error)
     # Middleware, innermost first: the body limit, CORS, the security headers, the host check, then (when
     # proxies are configured) the client address from X-Forwarded-For.
-    app.add_middleware(BodyLimit, limit=server.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=server.max_body_bytes, document_limit=server.max_document_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=server.cors_origins,

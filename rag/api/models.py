@@ -55,6 +55,7 @@ class CitationOut(BaseModel):
     title: str
     kind: str
     author: str
+    url: str = Field("", description="The document's web address, when it has one.")
     text: str = Field(description="The whole passage.")
     quote: str = Field(description="The supporting sentence(s), at text[start:end].")
     start: int
@@ -111,6 +112,7 @@ class CitationIn(Body):
     source: str = Field("", max_length=1_000)
     title: str = Field("", max_length=1_000)
     section: str = Field("", max_length=1_000)
+    url: str = Field("", max_length=2_000)
     kind: str = Field("", max_length=100)
     author: str = Field("", max_length=1_000)
     quote: str = Field("", max_length=5_000)
@@ -143,6 +145,40 @@ class FeedbackIn(Body):
         if rating not in (1, -1):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
         return rating
+
+
+DOC_ID = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,199}$"
+
+
+class DocumentIn(Body):
+    content: str = Field(description="The page's text, in `format`.")
+    format: Literal["markdown", "html", "text"] = Field("markdown", description="How `content` is written.")
+    title: str = Field("", max_length=1_000, description="The page's title (default: from the content).")
+    url: str = Field(
+        "",
+        max_length=2_000,
+        pattern=r"^(https?://\S+)?$",
+        description="The page's address, shown in citations.",
+    )
+
+
+class DocumentChange(BaseModel):
+    doc_id: str
+    chunks: int = Field(description="Chunks of the document now in the index (0 after DELETE).")
+    added: int = Field(description="Chunks embedded by this request (0 when the text did not change).")
+    removed: int = Field(description="Chunks deleted by this request.")
+
+
+class PushedOut(BaseModel):
+    doc_id: str
+    title: str
+    url: str
+    chunks: int
+    ingested_at: float
+
+
+class PushedListOut(BaseModel):
+    documents: list[PushedOut]
 
 
 class FeedbackOut(BaseModel):

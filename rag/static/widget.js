@@ -178,7 +178,13 @@
           meta.upvotes !== undefined ? ` (${meta.upvotes} up, ${meta.downvotes || 0} down)` : "";
         detail.appendChild(el("div", { class: "who" }, `Comment by ${citation.author}${votes}`));
       }
-      detail.appendChild(el("div", { class: "where" }, citation.source));
+      if (/^https?:\/\//i.test(citation.url || "")) {
+        // the page in the wiki (http(s) only: a document's `url:` never becomes a script link)
+        const link = el("a", { class: "where", href: citation.url, target: "_top", rel: "noopener noreferrer" }, citation.source);
+        detail.appendChild(link);
+      } else {
+        detail.appendChild(el("div", { class: "where" }, citation.source));
+      }
       detail.appendChild(el("blockquote", {}, `“${citation.quote}”`));
       chip.addEventListener("click", () => this.open(citation.marker, chip.getAttribute("aria-expanded") !== "true"));
       const item = el("li", { class: "source" }, chip, detail);
