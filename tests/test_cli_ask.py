@@ -38,6 +38,7 @@ def test_ask_json_shape(data_dir: Path) -> None:
         "source",
         "title",
         "section",
+        "url",
         "kind",
         "author",
         "text",
