@@ -51,6 +51,7 @@ class IngestReport:
     chunks_updated: int = 0  # metadata only (span, position, votes): not re-embedded
     chunks_removed: int = 0
     chunks_total: int = 0
+    pages_unchanged: int = 0  # crawled pages the site said were not modified (HTTP 304)
     files_removed: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # files that could not be ingested
     ignored: list[Skipped] = field(default_factory=list)  # files of unsupported types found in folders
@@ -61,7 +62,9 @@ class IngestReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.skipped) or (self.files_read == 0 and not self.files_removed)
+        return bool(self.skipped) or (
+            self.files_read == 0 and not self.files_removed and not self.pages_unchanged
+        )
 
     @property
     def changed(self) -> bool:
@@ -114,7 +117,7 @@ def _under(path: str, roots: Iterable[Path]) -> bool:
 Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
 
 
-class _Sync:
+class Sync:
     """One change of the index under the ingest lock: documents to (re)index, document keys to keep as
     they are or to remove; `commit` embeds only new chunks, then upserts before it deletes."""
 
@@ -223,7 +226,7 @@ def ingest(
         if reset:
             store.reset()
             catalog.clear()
-        sync = _Sync(settings, embedder, store, report)
+        sync = Sync(settings, embedder, store, report)
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
         for file, shown in files.items():
             try:
@@ -255,7 +258,7 @@ def put_document(
     started = time.perf_counter()
     report = IngestReport()
     with ingest_lock(settings.data_dir):
-        sync = _Sync(
+        sync = Sync(
             settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
         )
         sync.put(doc)
@@ -272,7 +275,7 @@ def remove_document(
     started = time.perf_counter()
     report = IngestReport()
     with ingest_lock(settings.data_dir):
-        sync = _Sync(
+        sync = Sync(
             settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
         )
         if key in sync.indexed:

@@ -309,9 +309,17 @@ def load_document(path: Path, source: str, max_bytes: int) -> Document:
 PUSHED = "api:"  # the catalog key of a pushed document is PUSHED + its id (never a file path)
 
 
-def pushed_document(doc_id: str, format: str, content: str, title: str = "", url: str = "") -> Document:
-    """A document that came as text rather than a file (a wiki page pushed through the API): parsed by the
-    loader of its format (markdown, html, text, thread); `title` and `url` (kept as its `url` metadata) override what the text says."""
-    doc = LOADERS[format](Path(doc_id), url or f"documents/{doc_id}", content.encode())
+def text_document(
+    key: str, source: str, format: str, content: str, title: str = "", url: str = ""
+) -> Document:
+    """A document that came as text rather than a file (a page pushed through the API or crawled), kept
+    under `key` (never a file path): parsed by the loader of its format (markdown, html, text, thread);
+    `title` and `url` (kept as its `url` metadata) override what the text says."""
+    doc = LOADERS[format](Path(source.rsplit("/", 1)[-1] or source), source, content.encode())
     meta = {**doc.meta, **({"url": url} if url else {})}
-    return replace(doc, path=Path(PUSHED + doc_id), title=title or doc.title, meta=meta)
+    return replace(doc, path=Path(key), title=title or doc.title, meta=meta)
+
+
+def pushed_document(doc_id: str, format: str, content: str, title: str = "", url: str = "") -> Document:
+    """A wiki page pushed through the API, kept under PUSHED + its id."""
+    return text_document(PUSHED + doc_id, url or f"documents/{doc_id}", format, content, title, url)

@@ -59,7 +59,11 @@ def main(ctx: typer.Context) -> None:
 def ingest(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders to ingest (default: the corpus folder).")
+        list[str] | None,
+        typer.Argument(
+            help="Files or folders to ingest (default: the corpus folder), or the http(s) URL of a site or its "
+            "sitemap.xml to crawl."
+        ),
     ] = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Drop the whole index first and rebuild it.")
@@ -68,22 +72,27 @@ def ingest(
 ) -> None:
     """Chunk, embed and index documents; only new or changed chunks are embedded."""
     from ingest.catalog import CatalogError
+    from ingest.crawl import crawl, is_url
     from ingest.indexer import IngestUsageError
     from ingest.indexer import ingest as run_ingest
     from rag.embeddings import EmbeddingError
     from rag.store import StoreError
 
     settings = settings_from(ctx)
-    targets = paths or [settings.corpus_dir]
+    targets = paths or [str(settings.corpus_dir)]
+    sites, files = [t for t in targets if is_url(t)], [Path(t) for t in targets if not is_url(t)]
+    if sites and (len(sites) > 1 or files or reset):
+        fail("crawl one site per run: `rag ingest URL` (without --reset or other paths)", EXIT_USAGE)
+
+    def waiting() -> None:
+        typer.echo("another ingest is running; waiting for it to finish…", err=True)
+
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         try:
-            report = run_ingest(
-                targets,
-                settings,
-                reset=reset,
-                progress=progress,
-                on_wait=lambda: typer.echo("another ingest is running; waiting for it to finish…", err=True),
-            )
+            if sites:
+                report = crawl(sites[0], settings, progress=progress, on_wait=waiting)
+            else:
+                report = run_ingest(files, settings, reset=reset, progress=progress, on_wait=waiting)
         except IngestUsageError as exc:
             fail(str(exc), EXIT_USAGE)
         except (StoreError, CatalogError, EmbeddingError) as exc:
@@ -130,8 +139,9 @@ def _print_report(report: object) -> None:
     from ingest.indexer import IngestReport
 
     assert isinstance(report, IngestReport)
+    unchanged = f" ({report.pages_unchanged} page(s) not modified)" if report.pages_unchanged else ""
     typer.echo(
-        f"{report.files_read} file(s) read: {report.chunks_added} chunk(s) added, "
+        f"{report.files_read} file(s) read{unchanged}: {report.chunks_added} chunk(s) added, "
         f"{report.chunks_unchanged} unchanged, {report.chunks_updated} updated, "
         f"{report.chunks_removed} removed; {report.chunks_total} in the index ({report.seconds:.1f} s)"
     )

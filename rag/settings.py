@@ -60,6 +60,17 @@ class IngestSettings(Section):
     max_file_mb: float = Field(
         20.0, gt=0, description="Files larger than this are skipped with a reason, without being read."
     )
+    crawl_max_pages: int = Field(
+        1000,
+        ge=1,
+        description="`rag ingest URL`: pages fetched at most per crawl (beyond it none is removed).",
+    )
+    crawl_max_depth: int = Field(
+        3,
+        ge=0,
+        description="`rag ingest URL` without a sitemap: links followed at most this deep from the start.",
+    )
+    crawl_timeout: float = Field(20.0, gt=0, description="`rag ingest URL`: seconds to wait for one page.")
 
 
 class EmbeddingSettings(Section):
