@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -629,8 +630,6 @@ def ui(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start the Streamlit chat (ingests the default corpus on first start)."""
-    import subprocess
-
     import ui as ui_package
 
     settings_from(ctx)  # fail early, with one line, on bad settings
@@ -641,10 +640,9 @@ def ui(
         "--server.port", str(port), "--server.address", host,
     ]  # fmt: skip
     typer.echo(f"chat on http://{'localhost' if host == '127.0.0.1' else host}:{port}", err=True)
-    try:
-        raise typer.Exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stderr.flush()
+    # Streamlit takes this process's place: SIGTERM and Ctrl-C reach it, and no child is left serving.
+    os.execv(sys.executable, command)
 
 
 @app.command()
@@ -670,6 +668,7 @@ def serve(
         )
     import uvicorn
 
+    pipeline = _warm(settings)
     typer.echo(f"API on http://{host}:{port} (docs: /docs, widget demo: /widget/demo)", err=True)
     if not is_loopback(host) and not server.allowed_hosts:
         typer.echo(
@@ -677,7 +676,30 @@ def serve(
             "are listed in server.allowed_hosts",
             err=True,
         )
-    uvicorn.Server(server_config(create_app(settings), host, port, log_level="info")).run()
+    uvicorn.Server(server_config(create_app(settings, pipeline), host, port, log_level="info")).run()
+
+
+def _warm(settings: Settings) -> Any:
+    """The pipeline with its model and index loaded, so that the first question is not the slow one; None
+    when the index cannot be used yet (the server starts anyway: /healthz says so, and it retries).
+    Unknown backend names are usage errors (exit 2), as for `rag ask`."""
+    from ingest.catalog import CatalogError
+    from rag.embeddings import EmbeddingError
+    from rag.generators import UnknownGenerator
+    from rag.pipeline import build_pipeline
+    from rag.retrieval import UnknownBackend
+    from rag.store import StoreError
+
+    typer.echo("loading the model and the index…", err=True)
+    try:
+        pipeline = build_pipeline(settings)
+        pipeline.embedder.encode(["warm-up"])
+        return pipeline
+    except (UnknownGenerator, UnknownBackend) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (StoreError, CatalogError, EmbeddingError) as exc:
+        typer.echo(f"note: the index cannot be used yet: {' '.join(str(exc).split())[:200]}", err=True)
+        return None
 
 
 @app.command()

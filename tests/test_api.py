@@ -506,6 +506,8 @@ def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["status"] == "ok"
+            started = (tmp_path / "serve.log").read_text()  # the model and index load before serving
+            assert started.index("loading the model and the index") < started.index("API on http")
             answer = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": FUNDING}, timeout=120)
             assert "£500,000" in answer.json()["answer"]
             # uvicorn believes no X-Forwarded-For (the probe reset its limit with one) and checks Host

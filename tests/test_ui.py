@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
 
-from .conftest import CORPUS, REPO, DefaultIndex
+from .conftest import BIN, CORPUS, REPO, DefaultIndex, free_port, wait_http
 
 APP = str(REPO / "ui" / "app.py")
 
@@ -183,3 +187,26 @@ def test_bad_questions_in_the_chat(app: AppTest, question: str, expect_error: st
     user = [md.value for m in app.chat_message if m.name == "user" for md in m.markdown]
     assert user and not re.search(r"(?<!\\)<script>", user[-1])
     assert not app.error
+
+
+def test_sigterm_to_rag_ui_leaves_nothing_serving(shared_data: Path, tmp_path: Path) -> None:
+    """`rag ui` becomes the Streamlit server (no child left behind when it is stopped)."""
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+    env = {**os.environ, "RAG_DATA_DIR": str(shared_data), "RAG_CORPUS_DIR": str(CORPUS)}
+    with open(tmp_path / "ui.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "rag"), "ui", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+        try:
+            wait_http(health, timeout=120, proc=proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(health, timeout=5)
+    serving = [
+        cmdline for cmdline in (p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists())
+        if b"streamlit" in cmdline and str(port).encode() in cmdline
+    ]  # fmt: skip
+    assert serving == []
