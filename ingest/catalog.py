@@ -116,6 +116,14 @@ class Catalog:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
 
+    def roots(self) -> list[str]:
+        """What `rag ingest` was given (folders, files, site URLs), oldest first: what a re-ingest reads."""
+        return list(json.loads(self.state("roots") or "[]"))
+
+    def add_roots(self, roots: list[str], reset: bool = False) -> None:
+        known = [] if reset else self.roots()
+        self.set_state("roots", json.dumps(list(dict.fromkeys([*known, *roots]))))
+
     def state(self, key: str) -> str | None:
         with self._db() as db:
             row = db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()

@@ -228,5 +228,6 @@ def crawl(
         sync.commit(catalog, progress)
         for url, value in validators.items():
             catalog.set_state(STATE + url, value)
+        catalog.add_roots([start])
     report.seconds = time.perf_counter() - started
     return report

@@ -245,6 +245,7 @@ def ingest(
         sync.remove(removed)
         report.files_removed = [_display(Path(key)) for key in removed]
         sync.commit(catalog, progress, reset)
+        catalog.add_roots([os.path.abspath(p) for p in paths], reset)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -305,6 +305,14 @@ class ServerSettings(Section):
     )
 
 
+class UiSettings(Section):
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Example questions the chat page offers before the first question (JSON list); none = "
+        "the titles of a few indexed documents are shown instead.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -333,6 +341,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings, description="Answer generation.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Question limits.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP API (`rag serve`).")
+    ui: UiSettings = Field(default_factory=UiSettings, description="The chat page (`rag ui`).")
 
     @classmethod
     def settings_customise_sources(

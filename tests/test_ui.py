@@ -14,6 +14,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ingest.catalog import Catalog
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
 
@@ -58,11 +59,43 @@ def test_first_start_ingests_the_default_corpus(tmp_path: Path, monkeypatch: pyt
     assert "Index: 2 documents" in " ".join(c.value for c in at.sidebar.caption)
 
 
-def test_examples_on_an_empty_chat(app: AppTest) -> None:
-    labels = [b.label for b in app.button]
-    assert "How much funding was returned?" in labels
-    app.button(key="example-0").click().run()
-    assert "£500\\,000" in assistant_text(app)
+def test_examples_come_from_settings(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("RAG_UI__EXAMPLES", json.dumps(["How much funding was returned?", "Who led it?"]))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert [b.label for b in at.button if b.key and b.key.startswith("example-")] == [
+        "How much funding was returned?",
+        "Who led it?",
+    ]
+    at.button(key="example-0").click().run()
+    assert "£500\\,000" in assistant_text(at)
+
+
+def test_without_examples_the_indexed_titles_are_offered(app: AppTest) -> None:
+    assert not [b for b in app.button if b.key and b.key.startswith("example-")]  # none hard-coded
+    caption = " ".join(c.value for c in app.caption)
+    assert "Ask about the indexed documents" in caption and "smart military bases" in caption
+
+
+def test_re_ingest_reads_what_was_ingested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the default corpus: the folders (and sites) that were ingested into this index."""
+    from ingest.indexer import ingest
+
+    handbook = tmp_path / "handbook"
+    handbook.mkdir()
+    (handbook / "leave.md").write_text("# Leave\n\nStaff get 25 days of annual leave a year.\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([handbook], settings)
+    (handbook / "travel.md").write_text("# Travel\n\nTrains are booked through the travel desk.\n")
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(CORPUS))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    button = next(b for b in at.sidebar.button if b.label == "Re-ingest the sources")
+    button.click().run()
+    assert not at.exception
+    assert [s.label for s in at.status] == ["Indexed 2 documents (1 new chunks)"]
+    sources = sorted(d.source.rsplit("/", 1)[-1] for d in Catalog(settings.catalog_path).documents())
+    assert sources == ["leave.md", "travel.md"]  # and no default-corpus document
 
 
 def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> None:

@@ -18,13 +18,6 @@ from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
 from ui import components as ui
 
-EXAMPLES = [
-    "How much funding was returned?",
-    "Who led the Data Science Institute at the time of the deal?",
-    "What did cyd say about loyalty pledges?",
-    "Which comments in the thread are marked as edited?",
-]
-
 
 @st.cache_resource(show_spinner="Loading the index and the embedding model…")
 def get_pipeline(settings_json: str) -> Any:
@@ -33,25 +26,28 @@ def get_pipeline(settings_json: str) -> Any:
     return build_pipeline(Settings.model_validate_json(settings_json))
 
 
-def run_ingest(settings: Settings, label: str) -> None:
+def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
+    """Ingest `roots` (folders, files, site URLs) with a progress bar, then reload the pipeline."""
+    from ingest.crawl import crawl, is_url
     from ingest.indexer import ingest
 
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="reading documents…")
-        report = ingest(
-            [settings.corpus_dir],
-            settings,
-            progress=lambda done, total: bar.progress(
-                done / max(total, 1), text=f"embedded {done}/{total} chunks"
-            ),
-        )
-        bar.progress(1.0, text=f"{report.chunks_total} chunks in the index")
-        for skipped in report.skipped:
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"embedded {done}/{total} chunks")
+
+        files = [Path(r) for r in roots if not is_url(r) and Path(r).exists()]
+        for gone in (r for r in roots if not is_url(r) and not Path(r).exists()):
+            st.warning(f"{gone} no longer exists: not re-ingested")
+        reports = [ingest(files, settings, progress=progress)] if files else []
+        reports += [crawl(site, settings, progress=progress) for site in roots if is_url(site)]
+        bar.progress(1.0, text=f"{reports[-1].chunks_total if reports else 0} chunks in the index")
+        for skipped in (s for report in reports for s in report.skipped):
             st.warning(f"skipped {skipped.source}: {skipped.reason}")
-        status.update(
-            label=f"Indexed {report.files_read} documents ({report.chunks_added} new chunks)",
-            state="complete",
-        )
+        read = sum(r.files_read for r in reports)
+        added = sum(r.chunks_added for r in reports)
+        status.update(label=f"Indexed {read} documents ({added} new chunks)", state="complete")
     get_pipeline.clear()
 
 
@@ -87,8 +83,9 @@ def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, A
             filters["source"] = sources
         if kinds:
             filters["kind"] = kinds
-        if st.button("Re-ingest the corpus", use_container_width=True):
-            run_ingest(settings, "Re-ingesting…")
+        roots = catalog.roots() or [str(settings.corpus_dir)]
+        if st.button("Re-ingest the sources", use_container_width=True, help="\n".join(roots)):
+            run_ingest(settings, "Re-ingesting…", roots)
         chunks = sum(d.chunks for d in documents)
         last = catalog.state("last_ingest")
         when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
@@ -156,7 +153,7 @@ def main() -> None:
                 f"The index is empty and there is no corpus at {settings.corpus_dir}: run `rag ingest PATH`."
             )
             return
-        run_ingest(settings, "First start: indexing the default corpus…")
+        run_ingest(settings, "First start: indexing the default corpus…", [str(settings.corpus_dir)])
     filters: dict[str, Any] = {}
     k = settings.retrieval.k
     if not compact:
@@ -177,11 +174,18 @@ def main() -> None:
 
     question = st.chat_input("Ask a question about the documents")
     if not messages and not question:
-        st.caption("Try one of these:")
-        columns = st.columns(2)
-        for n, example in enumerate(EXAMPLES):
-            if columns[n % 2].button(example, key=f"example-{n}", use_container_width=True):
-                question = example
+        examples = settings.ui.examples  # from settings: nothing here knows the corpus
+        if examples:
+            st.caption("Try one of these:")
+            columns = st.columns(2)
+            for n, example in enumerate(examples):
+                if columns[n % 2].button(example, key=f"example-{n}", use_container_width=True):
+                    question = example
+        else:
+            titles = [d.title for d in catalog.documents()][:4]
+            st.caption(
+                "Ask about the indexed documents, for example: " + "; ".join(ui.escape_md(t) for t in titles)
+            )
     if question:
         with st.chat_message("user"):
             st.markdown(ui.escape_md(question))
