@@ -76,11 +76,15 @@ class IngestReport:
         return data
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, root: Path | None = None) -> str:
+    """A path as users see it: relative to the working directory; outside it, relative to the folder it was
+    found in (`handbook/leave.md`) or its bare name, so that no absolute path of the server leaves it."""
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        if root is not None and path.is_relative_to(root):
+            return str(Path(root.name) / path.relative_to(root))
+        return path.name
 
 
 def discover(paths: Sequence[Path]) -> tuple[dict[Path, str], list[Path], list[Skipped]]:
@@ -97,16 +101,18 @@ def discover(paths: Sequence[Path]) -> tuple[dict[Path, str], list[Path], list[S
             files.setdefault(path, _display(Path(os.path.abspath(given))))
             continue
         roots.append(path)
+        shown = Path(os.path.abspath(given))
         for folder, dirnames, filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 file = Path(folder) / name
+                seen = shown / file.relative_to(path)  # as the user named it (not through symlinks)
                 if file.suffix.lower() in EXTENSIONS or not file.suffix:
-                    files.setdefault(Path(os.path.realpath(file)), _display(file))
+                    files.setdefault(Path(os.path.realpath(file)), _display(seen, shown))
                 else:
-                    ignored.append(Skipped(_display(file), f"unsupported file type {file.suffix}"))
+                    ignored.append(Skipped(_display(seen, shown), f"unsupported file type {file.suffix}"))
     return files, roots, ignored
 
 
@@ -230,7 +236,7 @@ def ingest(
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
         for file, shown in files.items():
             try:
-                sync.put(load_document(file, _display(file), max_bytes))
+                sync.put(load_document(file, shown, max_bytes))
             except UnsupportedType as exc:
                 if _under(str(file), roots):  # found in a folder: not the user's mistake
                     report.ignored.append(Skipped(shown, str(exc)))

@@ -187,3 +187,22 @@ def test_corpus_copy_is_what_make_run_ingests(corpus: Path) -> None:
     body = article.split("---\n", 2)[2].lstrip("\n")
     thread = (corpus / "imperial-jari-thread.txt").read_text(encoding="utf-8")
     assert (body + "\n" + thread).rstrip("\n") == seed.read_text(encoding="utf-8").rstrip("\n")
+
+
+def test_sources_outside_the_working_directory_are_shown_relative_to_their_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No absolute path of the server reaches users: a folder outside the working directory shows as its
+    name and the path inside it; a file named alone, as its name."""
+    handbook = tmp_path / "srv" / "handbook"
+    (handbook / "people").mkdir(parents=True)
+    (handbook / "people" / "leave.md").write_text("# Leave\n\nStaff get 25 days of annual leave a year.\n")
+    single = tmp_path / "notes.md"
+    single.write_text("# Notes\n\nThe weekly sync is on Tuesdays.\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = Settings(data_dir=tmp_path / "data")
+    report = ingest([handbook, single], settings)
+    assert sorted(d["source"] for d in report.documents) == ["handbook/people/leave.md", "notes.md"]
+    records = [meta for _, _, meta in VectorStore(settings).iter_records()]
+    assert {m["source"] for m in records} == {"handbook/people/leave.md", "notes.md"}
