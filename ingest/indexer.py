@@ -18,9 +18,10 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
@@ -121,6 +122,12 @@ def _under(path: str, roots: Iterable[Path]) -> bool:
 
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
+BASE_URL = "base_url:"  # catalog state: the web address a folder's files are published under
+
+
+def page_address(base_url: str, relative: Path) -> str:
+    """The web address of a file published under `base_url`: its path without the extension."""
+    return base_url.rstrip("/") + "/" + quote(relative.with_suffix("").as_posix())
 
 
 class Sync:
@@ -220,8 +227,12 @@ def ingest(
     store: VectorStore | None = None,
     progress: Progress | None = None,
     on_wait: Callable[[], None] | None = None,
+    base_url: str | None = None,
 ) -> IngestReport:
-    """Bring the index in line with `paths`; see the module docstring."""
+    """Bring the index in line with `paths`; see the module docstring. With `base_url`, a file found in a
+    folder gets the web address base_url + its path in the folder without the extension (a wiki export:
+    `Team/On-call.md` -> https://wiki.example.com/Team/On-call), unless its front matter has `url:`; the
+    mapping is kept for the folder's next ingests."""
     started = time.perf_counter()
     embedder = embedder or Embedder(settings.embedding)
     store = store or VectorStore(settings)
@@ -234,9 +245,18 @@ def ingest(
             catalog.clear()
         sync = Sync(settings, embedder, store, report)
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
+        if base_url:
+            for root in roots:
+                catalog.set_state(BASE_URL + str(root), base_url)
+        bases = {root: catalog.state(BASE_URL + str(root)) for root in roots}
         for file, shown in files.items():
             try:
-                sync.put(load_document(file, shown, max_bytes))
+                doc = load_document(file, shown, max_bytes)
+                published = next((r for r in roots if file.is_relative_to(r) and bases[r]), None)
+                if published is not None and "url" not in doc.meta:
+                    address = page_address(str(bases[published]), file.relative_to(published))
+                    doc = replace(doc, meta={**doc.meta, "url": address})
+                sync.put(doc)
             except UnsupportedType as exc:
                 if _under(str(file), roots):  # found in a folder: not the user's mistake
                     report.ignored.append(Skipped(shown, str(exc)))

@@ -70,6 +70,14 @@ def ingest(
         bool, typer.Option("--reset", help="Drop the whole index first and rebuild it.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Where the folders' files are published (a wiki export): citations link to BASE_URL/path "
+            "(without the extension); remembered for the folders' next ingests.",
+        ),
+    ] = None,
 ) -> None:
     """Chunk, embed and index documents; only new or changed chunks are embedded."""
     from ingest.catalog import CatalogError
@@ -82,6 +90,10 @@ def ingest(
     settings = settings_from(ctx)
     targets = paths or [str(settings.corpus_dir)]
     sites, files = [t for t in targets if is_url(t)], [Path(t) for t in targets if not is_url(t)]
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        fail(
+            f"--base-url takes an http(s) address, e.g. https://wiki.example.com/; got {base_url}", EXIT_USAGE
+        )
     if sites and (len(sites) > 1 or files or reset):
         fail("crawl one site per run: `rag ingest URL` (without --reset or other paths)", EXIT_USAGE)
 
@@ -93,7 +105,9 @@ def ingest(
             if sites:
                 report = crawl(sites[0], settings, progress=progress, on_wait=waiting)
             else:
-                report = run_ingest(files, settings, reset=reset, progress=progress, on_wait=waiting)
+                report = run_ingest(
+                    files, settings, reset=reset, progress=progress, on_wait=waiting, base_url=base_url
+                )
         except IngestUsageError as exc:
             fail(str(exc), EXIT_USAGE)
         except (StoreError, CatalogError, EmbeddingError) as exc:

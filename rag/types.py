@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -10,6 +11,12 @@ def context_line(meta: dict[str, object]) -> str:
     """Where a chunk sits, as ingest rendered it into its metadata ("Leave types › Annual leave" for a page
     section, the author line of a thread comment); the title when there is none."""
     return str(meta.get("context") or meta.get("title") or "")
+
+
+def anchor(heading: str) -> str:
+    """A heading's fragment id as wikis and Markdown sites make it: "Annual leave (2025)" -> "annual-leave-2025"."""
+    words = re.sub(r"[^\w\s-]", "", heading.strip().lower())
+    return re.sub(r"\s+", "-", words)
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,13 @@ class Passage:
 
     @property
     def url(self) -> str:
-        """The document's web address (front matter `url:`, or given when the page was pushed); "" when it
-        has none or it is not an http(s) address."""
+        """The document's web address (front matter `url:`, `rag ingest --base-url`, a pushed or crawled
+        page's), with the anchor of the passage's section; "" when it has none or it is not http(s)."""
         url = str(self.metadata.get("meta_url", ""))
-        return url if url.lower().startswith(("http://", "https://")) else ""
+        if not url.lower().startswith(("http://", "https://")):
+            return ""
+        heading = self.section.split(" › ")[-1] if self.section else ""
+        return f"{url}#{anchor(heading)}" if heading and "#" not in url else url
 
     @property
     def author(self) -> str:

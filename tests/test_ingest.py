@@ -19,6 +19,7 @@ from ingest.indexer import IngestUsageError, ingest
 from ingest.loaders import load_document
 from rag.settings import Settings
 from rag.store import VectorStore
+from rag.types import Passage
 
 from .conftest import BIN
 
@@ -206,3 +207,42 @@ def test_sources_outside_the_working_directory_are_shown_relative_to_their_folde
     assert sorted(d["source"] for d in report.documents) == ["handbook/people/leave.md", "notes.md"]
     records = [meta for _, _, meta in VectorStore(settings).iter_records()]
     assert {m["source"] for m in records} == {"handbook/people/leave.md", "notes.md"}
+
+
+def test_base_url_links_a_wiki_export_with_section_anchors(tmp_path: Path) -> None:
+    """`rag ingest DIR --base-url URL`: citations link to the published page and the passage's section; the
+    mapping is remembered for the folder's next ingest; a front matter `url:` wins."""
+    export = tmp_path / "export"
+    (export / "Team").mkdir(parents=True)
+    (export / "Team" / "On-call.md").write_text(
+        "# On-call\n\nIntro text about the rotation.\n\n## Escalation rules (2025)\n\n"
+        "Unacknowledged pages escalate to the team lead after fifteen minutes.\n"
+    )
+    (export / "own.md").write_text(
+        "---\nurl: https://elsewhere.example/own\n---\n# Own\n\nIts own address.\n"
+    )
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
+    bad = subprocess.run(
+        [str(BIN / "rag"), "ingest", str(export), "--base-url", "wiki"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2 and "--base-url takes an http(s) address" in bad.stderr
+    done = subprocess.run(
+        [str(BIN / "rag"), "ingest", str(export), "--base-url", "https://wiki.example.com/"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    settings = Settings(data_dir=tmp_path / "data")
+    (export / "Team" / "On-call.md").write_text((export / "Team" / "On-call.md").read_text() + "\nMore.\n")
+    ingest([export], settings)  # no --base-url: the folder's is remembered
+    urls = {
+        Passage(cid, text, meta).url
+        for cid, text, meta in VectorStore(settings).iter_records(include_text=True)
+    }
+    assert urls == {
+        "https://wiki.example.com/Team/On-call",
+        "https://wiki.example.com/Team/On-call#escalation-rules-2025",
+        "https://elsewhere.example/own",
+    }
