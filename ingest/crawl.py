@@ -142,7 +142,6 @@ def crawl(
     embedder: Embedder | None = None,
     store: VectorStore | None = None,
     progress: Progress | None = None,
-    on_page: Callable[[str], None] | None = None,
     on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Bring the index in line with the site at `start`; see the module docstring."""
@@ -176,8 +175,6 @@ def crawl(
             if not fetch.robots.can_fetch(AGENT, url):
                 continue
             reached.add(url)
-            if on_page:
-                on_page(url)
             state = json.loads(catalog.state(STATE + url) or "{}")
             conditional = {}
             if page_key(url) in sync.indexed:  # validators only for a page the index still holds
@@ -199,13 +196,18 @@ def crawl(
                 kind = response.headers.get("content-type", "")
                 report.ignored.append(Skipped(url, f"HTTP {response.status_code} {kind}".strip()))
                 sync.keep(page_key(url))
+            elif not _same_site(str(response.url), site):
+                report.ignored.append(Skipped(url, f"redirected to another site: {response.url}"))
+                sync.keep(page_key(url))
+            elif (extracted := _extract(response.text, str(response.url))) is None:
+                links = _links(
+                    response.text, str(response.url), site
+                )  # a page of links: followed, not indexed
+                report.ignored.append(Skipped(url, "no main content (navigation only)"))
+                gone.append(page_key(url))
             else:
-                final = str(response.url)
-                links = _links(response.text, final, site)
-                extracted = _extract(response.text, final)
+                links = _links(response.text, str(response.url), site)
                 try:
-                    if extracted is None:
-                        raise LoaderError("no main content found on the page")
                     markdown, title = extracted
                     sync.put(text_document(page_key(url), url, "markdown", markdown, title, url))
                     validators[url] = json.dumps({
