@@ -175,6 +175,8 @@ def crawl(
             if not fetch.robots.can_fetch(AGENT, url):
                 continue
             reached.add(url)
+            if progress:
+                progress("reading", len(reached), min(len(reached) + len(queue), limits.crawl_max_pages))
             state = json.loads(catalog.state(STATE + url) or "{}")
             conditional = {}
             if page_key(url) in sync.indexed:  # validators only for a page the index still holds

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+
 from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
@@ -121,7 +123,7 @@ def _under(path: str, roots: Iterable[Path]) -> bool:
     return any(Path(path).is_relative_to(root) for root in roots)
 
 
-Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
+Progress = Callable[[str, int, int], None]  # ("reading", files read, files) or ("embedding", chunks, chunks)
 BASE_URL = "base_url:"  # catalog state: the web address a folder's files are published under
 
 
@@ -174,13 +176,20 @@ class Sync:
             self.removed.append(key)
 
     def commit(self, catalog: Catalog, progress: Progress | None = None, reset: bool = False) -> None:
-        report, store = self.report, self.store
-        for start in range(0, len(self.to_add), _UPSERT_BATCH):
+        report, store, total = self.report, self.store, len(self.to_add)
+        step = self.settings.embedding.batch_size
+        if progress and total:
+            progress("embedding", 0, total)  # shown before the model loads, not after the first batch
+        for start in range(0, total, _UPSERT_BATCH):
             batch = self.to_add[start : start + _UPSERT_BATCH]
-            vectors = self.embedder.encode([index_text(c.text, c.metadata) for c in batch])
+            texts = [index_text(c.text, c.metadata) for c in batch]
+            parts = []
+            for at in range(0, len(texts), step):  # a model batch at a time, so that progress moves
+                parts.append(self.embedder.encode(texts[at : at + step]))
+                if progress:
+                    progress("embedding", start + min(at + step, len(texts)), total)
+            vectors = np.concatenate(parts)
             store.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
-            if progress:
-                progress(start + len(batch), len(self.to_add))
         if self.to_update:
             store.update_metadata([c.id for c in self.to_update], [c.metadata for c in self.to_update])
         if self.to_delete:
@@ -249,7 +258,9 @@ def ingest(
             for root in roots:
                 catalog.set_state(BASE_URL + str(root), base_url)
         bases = {root: catalog.state(BASE_URL + str(root)) for root in roots}
-        for file, shown in files.items():
+        for read, (file, shown) in enumerate(files.items(), 1):
+            if progress:
+                progress("reading", read, len(files))
             try:
                 doc = load_document(file, shown, max_bytes)
                 published = next((r for r in roots if file.is_relative_to(r) and bases[r]), None)

@@ -100,7 +100,7 @@ def ingest(
     def waiting() -> None:
         typer.echo("another ingest is running; waiting for it to finish…", err=True)
 
-    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+    with _progress(enabled=not as_json) as progress:
         try:
             if sites:
                 report = crawl(sites[0], settings, progress=progress, on_wait=waiting)
@@ -123,30 +123,37 @@ def ingest(
 
 
 class _progress:
-    """A rich progress bar for embedding, shown only on a terminal and only once there is work."""
+    """Ingest progress on stderr: files read, then chunks embedded. On a terminal, rich bars; otherwise
+    (a log, CI) a plain line at the start of each stage and at every tenth of it."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: object | None = None
-        self._task: object | None = None
+        self.enabled, self.terminal = enabled, sys.stderr.isatty()
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._shown: dict[str, int] = {}
 
     def __enter__(self) -> _progress | None:
         return self if self.enabled else None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        label = "reading documents" if stage == "reading" else "embedding chunks"
+        if not self.terminal:
+            tenth = done * 10 // max(total, 1)
+            if self._shown.get(stage, -1) < tenth:
+                self._shown[stage] = tenth
+                typer.echo(f"{label}: {done}/{total}", err=True)
+            return
         from rich.progress import Progress
 
         if self._bar is None:
-            bar = Progress(transient=True)
-            bar.start()
-            self._bar, self._task = bar, bar.add_task("embedding chunks", total=total)
-        assert isinstance(self._bar, Progress)
-        self._bar.update(self._task, completed=done)  # type: ignore[arg-type]
+            self._bar = Progress(transient=True)
+            self._bar.start()
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(label, total=total)
+        self._bar.update(self._tasks[stage], completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        from rich.progress import Progress
-
-        if isinstance(self._bar, Progress):
+        if self._bar is not None:
             self._bar.stop()
 
 

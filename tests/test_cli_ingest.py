@@ -31,6 +31,24 @@ def test_ingest_json_then_nothing_to_do(corpus: Path) -> None:
     assert json.loads(second.stdout)["chunks_added"] == 0
     human = rag("ingest", str(corpus))
     assert human.returncode == 0 and "0 chunk(s) added" in human.stdout
+    assert "reading documents: 2/2" in human.stderr and "embedding" not in human.stderr  # nothing to embed
+
+
+def test_progress_lines_when_not_on_a_terminal(corpus: Path, tmp_path: Path) -> None:
+    """In a log (stderr not a terminal): a plain line as each stage starts and at every tenth of it."""
+    result = rag("ingest", str(corpus), env={"RAG_DATA_DIR": str(tmp_path / "fresh")})
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    chunks = json.loads(
+        rag("ingest", "--json", str(corpus), env={"RAG_DATA_DIR": str(tmp_path / "fresh")}).stdout
+    )["chunks_total"]
+    assert lines[0] == "reading documents: 1/2" and "reading documents: 2/2" in lines
+    embedding = [line for line in lines if line.startswith("embedding chunks: ")]
+    assert (
+        embedding[0] == f"embedding chunks: 0/{chunks}"
+        and embedding[-1] == f"embedding chunks: {chunks}/{chunks}"
+    )
+    assert len(embedding) <= 11
 
 
 def test_failures_exit_1_with_reasons(tmp_path: Path) -> None:

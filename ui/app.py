@@ -23,7 +23,9 @@ from ui import components as ui
 def get_pipeline(settings_json: str) -> Any:
     from rag.pipeline import build_pipeline
 
-    return build_pipeline(Settings.model_validate_json(settings_json))
+    pipeline = build_pipeline(Settings.model_validate_json(settings_json))
+    pipeline.embedder.encode(["warm-up"])  # the model loads under this spinner, not in the first answer
+    return pipeline
 
 
 def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
@@ -34,8 +36,9 @@ def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="reading documents…")
 
-        def progress(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"embedded {done}/{total} chunks")
+        def progress(stage: str, done: int, total: int) -> None:
+            what = "documents read" if stage == "reading" else "chunks embedded"
+            bar.progress(done / max(total, 1), text=f"{done}/{total} {what}")
 
         files = [Path(r) for r in roots if not is_url(r) and Path(r).exists()]
         for gone in (r for r in roots if not is_url(r) and not Path(r).exists()):
@@ -104,9 +107,13 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     turns = [{"role": m["role"], "content": m["content"]} for m in st.session_state["messages"]]
     done: dict[str, Answer] = {}
 
+    waiting = st.empty()
+    waiting.caption("Searching the documents…")  # until the first verified sentence arrives
+
     def deltas() -> Any:
         for event in pipeline.stream(question, turns, filters or None, k):
             if isinstance(event, TextDelta):
+                waiting.empty()
                 yield ui.escape_md(event.text)
             elif isinstance(event, Done):
                 done["answer"] = event.answer
@@ -114,6 +121,7 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     try:
         st.write_stream(deltas())
     except (QuestionError, EmptyIndexError, StoreError, GeneratorError) as exc:
+        waiting.empty()
         st.error(str(exc))
         return None
     return done.get("answer")
