@@ -2,8 +2,9 @@
 
 POST /v1/ask (the `rag ask --json` object), POST /v1/ask/stream (Server-Sent Events: delta, citation,
 done, error), GET /v1/passages/{chunk_id}, GET /v1/sources, POST /v1/feedback, GET /healthz,
-GET /widget.js, GET /widget/demo; OpenAPI at /docs. Every error is `{"error": {"code", "message"}}` with
-a one-line message and never a stack trace.
+GET /widget.js, GET /widget/demo; PUT/DELETE /v1/documents/{doc_id} and GET /v1/documents (admin keys:
+a wiki's webhooks); OpenAPI at /docs. Who may call what is `rag.api.access`; every error is
+`{"error": {"code", "message"}}` with a one-line message and never a stack trace or a server path.
 """
 
 import json
