@@ -297,6 +297,8 @@ def chat(ctx: typer.Context) -> None:
     pipeline = _pipeline(settings)
     assert isinstance(pipeline, Pipeline)
     _answer_or_exit(pipeline.ensure_ready)
+    typer.echo("loading the model…", err=True)  # now, not silently on the first question
+    pipeline.embedder.encode(["warm-up"])
     typer.echo("Ask a question about the documents (/new starts a new conversation, /quit or Ctrl-D ends).")
     turns: list[object] = []
     while True:

@@ -134,3 +134,4 @@ def test_chat_keeps_the_conversation(data_dir: Path) -> None:
     answers = result.stdout.split("\n> ")
     assert "£500,000" in answers[1] and "October 2021" in answers[2]
     assert "(new conversation)" in result.stdout and result.stdout.count("Sources:") == 2
+    assert result.stderr.startswith("loading the model…")  # said before the prompt, not after a silence
