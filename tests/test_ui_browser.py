@@ -112,3 +112,21 @@ def test_document_payloads_stay_inert(server: str, page: Page) -> None:
     assert page.get_by_text("onerror", exact=False).count() == 0
     assert page.locator("img[src='x']").count() == 0
     assert page.title() != "pwned"
+
+
+def test_a_marker_links_to_its_source_card(server: str, page: Page) -> None:
+    page.goto(server)
+    ask(page, "How much funding was returned?")
+    page.get_by_text("October 2021 after discussion").first.wait_for()
+    marker = page.get_by_role("link", name="[1]").first
+    href = marker.get_attribute("href") or ""
+    assert href.startswith("#source-") and marker.get_attribute("target") in (None, "_self")
+    page.evaluate("window.scrollTo(0, 0)")
+    marker.click()
+    page.wait_for_function(f"location.hash === {href!r}")
+    card = page.locator(f"[id='{href[1:]}']")
+    assert card.count() == 1
+    page.wait_for_function(
+        f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
+                   return r.top >= 0 && r.top < window.innerHeight; }}"""
+    )

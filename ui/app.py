@@ -176,7 +176,7 @@ def main() -> None:
             if answer is None:
                 st.markdown(ui.escape_md(message["content"]))
                 continue
-            st.markdown(ui.answer_markdown(answer))
+            st.markdown(ui.answer_markdown(answer, f"m{i}"))
             ui.render_sources(answer, key=f"m{i}")
             feedback(settings, i, messages[i - 1]["content"] if i else "", answer)
 

@@ -1,5 +1,6 @@
 """Rendering helpers of the chat page. Corpus text is data: it is escaped before any Markdown rendering
-(no HTML, links, images or directives can come from a document), and never passed as HTML."""
+(no HTML, links, images or directives can come from a document), and never passed as HTML (the only
+HTML is the cards' fixed anchors)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,15 @@ def document_span(citation: Citation) -> tuple[str, int, int]:
     return str(p.metadata.get("path", "")), p.start + citation.start, p.start + citation.end
 
 
-def answer_markdown(answer: Answer) -> str:
-    """The answer text, escaped, with its [n] markers kept visible."""
-    return re.sub(r"\\\[(\d+)\\\]", r"**[\1]**", escape_md(answer.text))
+def card_id(key: str, marker: int) -> str:
+    return f"source-{key}-{marker}"
+
+
+def answer_markdown(answer: Answer, key: str) -> str:
+    """The answer text, escaped, with each [n] marker a link to its source card."""
+    return re.sub(
+        r"\\\[(\d+)\\\]", lambda m: f"[**[{m[1]}]**](#{card_id(key, int(m[1]))})", escape_md(answer.text)
+    )
 
 
 def to_markdown(messages: list[dict[str, Any]]) -> str:
@@ -124,6 +131,8 @@ def render_sources(answer: Answer, key: str) -> None:
             render_passages(answer.related, key)
         return
     for c in answer.citations:
+        # the target of the answer's [n] link (our own fixed markup, no document text)
+        st.markdown(f'<span id="{card_id(key, c.marker)}"></span>', unsafe_allow_html=True)
         with st.expander(card_label(c), expanded=False):
             st.markdown(highlighted(c.passage.text, c.start, c.end, c.spans))
             st.caption(f"{c.passage.source} · characters {document_span(c)[1]}–{document_span(c)[2]}")
