@@ -95,9 +95,15 @@ def test_ask_click_citation_and_open_the_document(server: str, page: Page, tmp_p
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     page.get_by_role("button", name="Open the document").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Revelation of emails").wait_for()
     in_place = dialog.locator("span", has_text="£500,000 of funding").first
+    in_place.wait_for()
     assert in_place.evaluate("e => getComputedStyle(e).backgroundColor") == background
+    # the quote is in view as the document opens; the whole document is one click away
+    assert in_place.evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }"
+    )
+    dialog.get_by_text("The whole document").click()
+    dialog.get_by_text("Revelation of emails").wait_for()
     page.screenshot(path=str(tmp_path / "document.png"))
     assert (tmp_path / "chat.png").stat().st_size > 10_000
 

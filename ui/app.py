@@ -62,7 +62,15 @@ def show_document(settings: Settings, path: str, start: int, end: int) -> None:
         return
     st.subheader(doc.title)
     st.caption(doc.source)
-    st.markdown(ui.highlighted(doc.text, start, end))
+    # the quote first, in its paragraphs (in view as the dialog opens), then the whole document
+    a, b = ui.around(doc.text, start, end)
+    st.markdown(
+        ("… " if a else "")
+        + ui.highlighted(doc.text[a:b], start - a, end - a)
+        + (" …" if b < len(doc.text) else "")
+    )
+    with st.expander("The whole document"):
+        st.markdown(ui.highlighted(doc.text, start, end))
 
 
 def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, Any], int]:

@@ -47,6 +47,13 @@ def highlighted(text: str, start: int, end: int, more: tuple[tuple[int, int], ..
     return "".join(out) + (" " if after else "") + escape_md(after)
 
 
+def around(text: str, start: int, end: int, margin: int = 600) -> tuple[int, int]:
+    """The span of the paragraphs holding text[start:end], widened by at most `margin` characters a side."""
+    a = text.rfind("\n\n", max(0, start - margin), start)
+    b = text.find("\n\n", end, end + margin)
+    return (a + 2 if a >= 0 else max(0, start - margin)), (b if b >= 0 else min(len(text), end + margin))
+
+
 def who(passage: Passage) -> str:
     """'cyd@lemmy.world · 3▲ 12▼ · reply to X' for a thread comment; the publisher for an article."""
     meta = passage.metadata
