@@ -13,7 +13,6 @@ linked when the crawl was complete) are removed; a page that fails otherwise kee
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
@@ -21,8 +20,8 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from ingest.catalog import Catalog, ingest_lock
-from ingest.indexer import IngestReport, IngestUsageError, Progress, Skipped, Sync
+from ingest.catalog import Catalog
+from ingest.indexer import IngestReport, IngestUsageError, Progress, Skipped, changing
 from ingest.loaders import LoaderError, text_document
 from rag.embeddings import Embedder
 from rag.settings import Settings
@@ -147,18 +146,14 @@ def crawl(
     """Bring the index in line with the site at `start`; see the module docstring."""
     if not is_url(start) or not urlsplit(start).netloc:
         raise IngestUsageError(f"not an http(s) URL: {start}")
-    started = time.perf_counter()
-    report = IngestReport()
     site, limits = _site(start), settings.ingest
     catalog = Catalog(settings.catalog_path)
     headers = {"User-Agent": f"{AGENT}/0.1"}
     with (
         httpx.Client(headers=headers, timeout=limits.crawl_timeout, follow_redirects=True) as client,
-        ingest_lock(settings.data_dir, on_wait),
+        changing(settings, embedder=embedder, store=store, on_wait=on_wait) as sync,
     ):
-        sync = Sync(
-            settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
-        )
+        report = sync.report
         fetch = _Fetcher(client, _robots(client, site))
         listed = _sitemap_pages(fetch, start, site)
         queue: deque[tuple[str, int]] = deque((url, 0) for url in (listed or [urldefrag(start).url]))
@@ -233,5 +228,4 @@ def crawl(
         for url, value in validators.items():
             catalog.set_state(STATE + url, value)
         catalog.add_roots([start])
-    report.seconds = time.perf_counter() - started
     return report

@@ -14,10 +14,11 @@ any point is completed by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,29 @@ class Sync:
             rebuild(self.settings.lexical_dir, store.iter_records(include_text=True))
 
 
+@contextlib.contextmanager
+def changing(
+    settings: Settings,
+    report: IngestReport | None = None,
+    *,
+    embedder: Embedder | None = None,
+    store: VectorStore | None = None,
+    on_wait: Callable[[], None] | None = None,
+    reset: bool = False,
+) -> Iterator[Sync]:
+    """The ingest lock held and a `Sync` over the store (emptied first with `reset`); the caller puts,
+    keeps, removes and commits; the report's `seconds` count the whole change."""
+    started = time.perf_counter()
+    store = store or VectorStore(settings)
+    report = report or IngestReport()
+    with ingest_lock(settings.data_dir, on_wait):
+        if reset:
+            store.reset()
+            Catalog(settings.catalog_path).clear()
+        yield Sync(settings, embedder or Embedder(settings.embedding), store, report)
+    report.seconds = time.perf_counter() - started
+
+
 def ingest(
     paths: Sequence[Path],
     settings: Settings,
@@ -242,17 +266,10 @@ def ingest(
     folder gets the web address base_url + its path in the folder without the extension (a wiki export:
     `Team/On-call.md` -> https://wiki.example.com/Team/On-call), unless its front matter has `url:`; the
     mapping is kept for the folder's next ingests."""
-    started = time.perf_counter()
-    embedder = embedder or Embedder(settings.embedding)
-    store = store or VectorStore(settings)
     catalog = Catalog(settings.catalog_path)
     report = IngestReport()
     files, roots, report.ignored = discover(paths)
-    with ingest_lock(settings.data_dir, on_wait):
-        if reset:
-            store.reset()
-            catalog.clear()
-        sync = Sync(settings, embedder, store, report)
+    with changing(settings, report, embedder=embedder, store=store, on_wait=on_wait, reset=reset) as sync:
         max_bytes = int(settings.ingest.max_file_mb * 1_000_000)
         if base_url:
             for root in roots:
@@ -283,7 +300,6 @@ def ingest(
         report.files_removed = [_display(Path(key)) for key in removed]
         sync.commit(catalog, progress, reset)
         catalog.add_roots([os.path.abspath(p) for p in paths], reset)
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -293,16 +309,10 @@ def put_document(
     """Index one document that did not come from a file (a wiki page pushed through the API) under the
     ingest lock, with the same guarantees as `ingest`: only new chunks embedded, crash-safe, the lexical
     index brought up to date."""
-    started = time.perf_counter()
-    report = IngestReport()
-    with ingest_lock(settings.data_dir):
-        sync = Sync(
-            settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
-        )
+    with changing(settings, embedder=embedder, store=store) as sync:
         sync.put(doc)
         sync.commit(Catalog(settings.catalog_path))
-    report.seconds = time.perf_counter() - started
-    return report
+    return sync.report
 
 
 def remove_document(
@@ -310,15 +320,9 @@ def remove_document(
 ) -> IngestReport:
     """Remove one document (by its catalog key) and its chunks; `files_removed` is empty when it was not
     indexed."""
-    started = time.perf_counter()
-    report = IngestReport()
-    with ingest_lock(settings.data_dir):
-        sync = Sync(
-            settings, embedder or Embedder(settings.embedding), store or VectorStore(settings), report
-        )
+    with changing(settings, embedder=embedder, store=store) as sync:
         if key in sync.indexed:
             sync.remove([key])
-            report.files_removed = [key]
+            sync.report.files_removed = [key]
         sync.commit(Catalog(settings.catalog_path))
-    report.seconds = time.perf_counter() - started
-    return report
+    return sync.report
