@@ -120,6 +120,17 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """What a request presents: its client address, bearer key, browser `Origin`, scheme and `Host`."""
+
+    client: str
+    token: str | None
+    origin: str | None
+    scheme: str
+    host: str
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who is calling: the client address and the key it authenticated with (if any)."""
 
@@ -149,28 +160,40 @@ class Access:
         """A listed origin, or the server's own (same scheme and Host, which HostGuard allowed)."""
         return origin in self.server.cors_origins or origin == f"{scheme}://{host}"
 
-    def check(self, client: str, token: str | None, origin: str | None, scheme: str, host: str) -> Caller:
-        foreign = origin is not None and not self.origin_allowed(origin, scheme, host)
+    def _origin(self, attempt: Attempt) -> None:
+        """403 for a browser origin that is neither listed nor the server's own."""
+        origin = attempt.origin
+        if origin is not None and not self.origin_allowed(origin, attempt.scheme, attempt.host):
+            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+
+    def _key(self, attempt: Attempt, kind: str) -> bytes:
+        """The presented key; a client over its failed-key limit gets 429, a missing key 401 (counted)."""
+        self.failures.check(attempt.client, record=False)
+        if attempt.token is None:
+            self.failures.record(attempt.client)
+            raise ApiError(401, "missing_key", f"send {kind}: Authorization: Bearer KEY", CHALLENGE)
+        return attempt.token.encode()
+
+    def _invalid(self, attempt: Attempt) -> ApiError:
+        self.failures.record(attempt.client)
+        return ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
+
+    def check(self, attempt: Attempt) -> Caller:
+        client, origin = attempt.client, attempt.origin
         if not (self.server_keys or self.browser_keys):
             if not is_loopback(client):
                 raise ApiError(
                     403, "loopback_only", "no API keys are configured: only loopback clients may call"
                 )
-            if foreign:
-                raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+            self._origin(attempt)
             self.requests.check(f"client {client}")
             return Caller(client, "none")
-        self.failures.check(client, record=False)
-        if token is None:
-            self.failures.record(client)
-            raise ApiError(401, "missing_key", "send an API key: Authorization: Bearer KEY", CHALLENGE)
-        server_index = _match(token.encode(), self.server_keys + self.admin_keys)  # an admin key reads too
-        browser_index = _match(token.encode(), self.browser_keys)
+        token = self._key(attempt, "an API key")
+        server_index = _match(token, self.server_keys + self.admin_keys)  # an admin key reads too
+        browser_index = _match(token, self.browser_keys)
         if server_index < 0 and browser_index < 0:
-            self.failures.record(client)
-            raise ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
-        if foreign:
-            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
+            raise self._invalid(attempt)
+        self._origin(attempt)
         if server_index >= 0:
             self.requests.check(f"key {server_index}")
             return Caller(client, "server", server_index)
@@ -183,27 +206,20 @@ class Access:
         self.browser_requests.check(f"key {browser_index} client {client}")
         return Caller(client, "browser", browser_index)
 
-    def check_admin(
-        self, client: str, token: str | None, origin: str | None, scheme: str, host: str
-    ) -> Caller:
+    def check_admin(self, attempt: Attempt) -> Caller:
         """Writes: an admin key only (a read key gets 403), never from a foreign browser origin."""
         if not self.admin_keys:
             raise ApiError(403, "push_disabled", "the push API is off: the operator sets server.admin_keys")
-        self.failures.check(client, record=False)
-        if token is None:
-            self.failures.record(client)
-            raise ApiError(401, "missing_key", "send an admin key: Authorization: Bearer KEY", CHALLENGE)
-        index = _match(token.encode(), self.admin_keys)
+        token = self._key(attempt, "an admin key")
+        index = _match(token, self.admin_keys)
         if index < 0:
-            if _match(token.encode(), self.server_keys + self.browser_keys) >= 0:
+            if _match(token, self.server_keys + self.browser_keys) >= 0:
                 raise ApiError(
                     403, "admin_key_required", "writing documents needs an admin key (server.admin_keys)"
                 )
-            self.failures.record(client)
-            raise ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
-        if origin is not None and not self.origin_allowed(origin, scheme, host):
-            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
-        return Caller(client, "admin", index)
+            raise self._invalid(attempt)
+        self._origin(attempt)
+        return Caller(attempt.client, "admin", index)
 
     def is_server(self, token: str | None) -> bool:
         """True for a valid server key (what /healthz shows in detail)."""

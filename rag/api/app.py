@@ -27,7 +27,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ingest.catalog import Catalog
 from ingest.indexer import put_document, remove_document
 from ingest.loaders import PUSHED, LoaderError, pushed_document
-from rag.api.access import Access, Caller, HostGuard, RateLimiter, allowed_hosts
+from rag.api.access import Access, Attempt, Caller, HostGuard, RateLimiter, allowed_hosts
 from rag.api.errors import HANDLED, ApiError, as_api_error
 from rag.api.models import (
     AUTH_ERRORS,
@@ -174,21 +174,22 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     def token_of(auth: HTTPAuthorizationCredentials | None) -> str | None:
         return auth.credentials if auth is not None else None
 
+    def attempt(request: Request, auth: HTTPAuthorizationCredentials | None) -> Attempt:
+        client = request.client.host if request.client else ""
+        origin, host = request.headers.get("origin"), request.headers.get("host", "")
+        return Attempt(client, token_of(auth), origin, request.url.scheme, host)
+
     async def caller(
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
         """The key (when keys are configured), the browser origin, then the caller's rate limit."""
-        client = request.client.host if request.client else ""
-        origin, host = request.headers.get("origin"), request.headers.get("host", "")
-        return access.check(client, token_of(auth), origin, request.url.scheme, host)
+        return access.check(attempt(request, auth))
 
     async def admin(
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
         """An admin key (server.admin_keys): the only kind that may write documents."""
-        client = request.client.host if request.client else ""
-        origin, host = request.headers.get("origin"), request.headers.get("host", "")
-        return access.check_admin(client, token_of(auth), origin, request.url.scheme, host)
+        return access.check_admin(attempt(request, auth))
 
     app = FastAPI(
         title="rag-chat",
