@@ -298,7 +298,7 @@ def chat(ctx: typer.Context) -> None:
     assert isinstance(pipeline, Pipeline)
     _answer_or_exit(pipeline.ensure_ready)
     typer.echo("loading the model…", err=True)  # now, not silently on the first question
-    pipeline.embedder.encode(["warm-up"])
+    pipeline.load_model()
     typer.echo("Ask a question about the documents (/new starts a new conversation, /quit or Ctrl-D ends).")
     turns: list[object] = []
     while True:
@@ -716,7 +716,7 @@ def _warm(settings: Settings) -> Any:
     typer.echo("loading the model and the index…", err=True)
     try:
         pipeline = build_pipeline(settings)
-        pipeline.embedder.encode(["warm-up"])
+        pipeline.load_model()
         return pipeline
     except (UnknownGenerator, UnknownBackend) as exc:
         fail(str(exc), EXIT_USAGE)

@@ -97,6 +97,10 @@ class Pipeline:
         if self.doctypes is None:
             self.doctypes = plugins(self.lexical.records)
 
+    def load_model(self) -> None:
+        """Load the embedding model now, at start-up, rather than in the first question's answer."""
+        self.embedder.encode(["warm-up"])
+
     def ensure_ready(self) -> None:
         if not self.lexical.records and self.store.count() == 0:
             raise EmptyIndexError("the index is empty: run `rag ingest` first")

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from ingest.catalog import Catalog
+from ingest.catalog import Catalog, DocumentRecord
 from ingest.loaders import chunk_kinds
 from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
@@ -24,7 +24,7 @@ def get_pipeline(settings_json: str) -> Any:
     from rag.pipeline import build_pipeline
 
     pipeline = build_pipeline(Settings.model_validate_json(settings_json))
-    pipeline.embedder.encode(["warm-up"])  # the model loads under this spinner, not in the first answer
+    pipeline.load_model()  # under this spinner, not in the first answer
     return pipeline
 
 
@@ -73,7 +73,9 @@ def show_document(settings: Settings, path: str, start: int, end: int) -> None:
         st.markdown(ui.highlighted(doc.text, start, end))
 
 
-def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, Any], int]:
+def sidebar(
+    settings: Settings, catalog: Catalog, documents: list[DocumentRecord]
+) -> tuple[Settings, dict[str, Any], int]:
     """Generator, passages, filters, re-ingest and index status; returns the settings, filters and k."""
     filters: dict[str, Any] = {}
     with st.sidebar:
@@ -86,7 +88,6 @@ def sidebar(settings: Settings, catalog: Catalog) -> tuple[Settings, dict[str, A
             model = st.text_input("Model", settings.generator.model)
             generator = generator.model_copy(update={"base_url": base_url, "model": model})
         k = st.slider("Passages per answer", 1, 10, settings.retrieval.k)
-        documents = catalog.documents()
         sources = st.multiselect("Sources", [d.source for d in documents], placeholder="all sources")
         present = sorted({kind for d in documents for kind in chunk_kinds(d.loader)})
         kinds = st.multiselect("Kinds", present, placeholder="all kinds")
@@ -163,18 +164,20 @@ def main() -> None:
         return
     catalog = Catalog(settings.catalog_path)
     st.session_state.setdefault("messages", [])
-    if not catalog.documents():
+    documents = catalog.documents()
+    if not documents:
         if not Path(settings.corpus_dir).exists():
             st.error(
                 f"The index is empty and there is no corpus at {settings.corpus_dir}: run `rag ingest PATH`."
             )
             return
         run_ingest(settings, "First start: indexing the default corpus…", [str(settings.corpus_dir)])
+        documents = catalog.documents()
     filters: dict[str, Any] = {}
     k = settings.retrieval.k
     if not compact:
         st.title("Ask the documents")
-        settings, filters, k = sidebar(settings, catalog)
+        settings, filters, k = sidebar(settings, catalog, documents)
     pipeline = get_pipeline(settings.model_dump_json())
 
     messages: list[dict[str, Any]] = st.session_state["messages"]
@@ -198,7 +201,7 @@ def main() -> None:
                 if columns[n % 2].button(example, key=f"example-{n}", use_container_width=True):
                     question = example
         else:
-            titles = [d.title for d in catalog.documents()][:4]
+            titles = [d.title for d in documents][:4]
             st.caption(
                 "Ask about the indexed documents, for example: " + "; ".join(ui.escape_md(t) for t in titles)
             )
