@@ -162,8 +162,8 @@ class CalibratedJudge(SupportJudge):
         scored = self.features(claim, passage)
         if not scored:
             return Support(0.0, 0, 0)
-        span, features = max(scored, key=lambda item: self.probability(item[1]))
-        return Support(self.probability(features), *span)
+        span, probability = max(((span, self.probability(f)) for span, f in scored), key=lambda item: item[1])
+        return Support(probability, *span)
 
     def probability(self, features: Sequence[float]) -> float:
         z = self.weights[0] + sum(w * x for w, x in zip(self.weights[1:], features, strict=True))
