@@ -127,11 +127,13 @@ def test_a_marker_links_to_its_source_card(server: str, page: Page) -> None:
     marker = page.get_by_role("link", name="[1]").first
     href = marker.get_attribute("href") or ""
     assert href.startswith("#source-") and marker.get_attribute("target") in (None, "_self")
+    # the cards render after the answer's text: wait for this one before following the link
+    card = page.locator(f"[id='{href[1:]}']")
+    card.first.wait_for(state="attached")
+    assert card.count() == 1
     page.evaluate("window.scrollTo(0, 0)")
     marker.click()
     page.wait_for_function(f"location.hash === {href!r}")
-    card = page.locator(f"[id='{href[1:]}']")
-    assert card.count() == 1
     page.wait_for_function(
         f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
                    return r.top >= 0 && r.top < window.innerHeight; }}"""
