@@ -9,7 +9,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SCHEMA = """
@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS documents (
     text TEXT NOT NULL,
     chunks INTEGER NOT NULL,
     meta TEXT NOT NULL,
-    ingested_at REAL NOT NULL
+    ingested_at REAL NOT NULL,
+    outline TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -39,6 +40,7 @@ class DocumentRecord:
     chunks: int
     meta: dict[str, str]
     ingested_at: float
+    outline: list[dict[str, object]] = field(default_factory=list)  # Document.outline(): for display
 
 
 class CatalogError(RuntimeError):
@@ -55,6 +57,10 @@ class Catalog:
         try:
             db = sqlite3.connect(self.path, timeout=30)
             db.executescript(_SCHEMA)
+            if "outline" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
+                db.execute(
+                    "ALTER TABLE documents ADD COLUMN outline TEXT NOT NULL DEFAULT '[]'"
+                )  # older file
         except sqlite3.DatabaseError as exc:
             raise CatalogError(
                 f"the catalog {self.path} is corrupted ({exc}); rebuild it with `rag ingest --reset`"
@@ -72,7 +78,7 @@ class Catalog:
     def put(self, record: DocumentRecord) -> None:
         with self._db() as db:
             db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.path,
                     record.source,
@@ -83,6 +89,7 @@ class Catalog:
                     record.chunks,
                     json.dumps(record.meta),
                     record.ingested_at,
+                    json.dumps(record.outline),
                 ),
             )
 
@@ -99,7 +106,8 @@ class Catalog:
         """Every document, without its text (use `get` for that)."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT path, source, title, loader, sha256, '', chunks, meta, ingested_at FROM documents ORDER BY source"
+                "SELECT path, source, title, loader, sha256, '', chunks, meta, ingested_at, '[]' FROM documents"
+                " ORDER BY source"
             ).fetchall()
         return [_record(r) for r in rows]
 
@@ -131,10 +139,10 @@ class Catalog:
 
 
 def _record(row: tuple[object, ...]) -> DocumentRecord:
-    path, source, title, loader, sha, text, chunks, meta, at = row
+    path, source, title, loader, sha, text, chunks, meta, at, outline = row
     return DocumentRecord(
         str(path), str(source), str(title), str(loader), str(sha), str(text), int(str(chunks)),
-        json.loads(str(meta)), float(str(at)),
+        json.loads(str(meta)), float(str(at)), json.loads(str(outline)),
     )  # fmt: skip
 
 

@@ -80,7 +80,7 @@ class IngestReport:
         return data
 
 
-def _display(path: Path, root: Path | None = None) -> str:
+def display_path(path: Path, root: Path | None = None) -> str:
     """A path as users see it: relative to the working directory; outside it, relative to the folder it was
     found in (`handbook/leave.md`) or its bare name, so that no absolute path of the server leaves it."""
     try:
@@ -102,7 +102,7 @@ def discover(paths: Sequence[Path]) -> tuple[dict[Path, str], list[Path], list[S
             raise IngestUsageError(f"no such file or directory: {given}")
         path = Path(os.path.realpath(given))
         if not path.is_dir():
-            files.setdefault(path, _display(Path(os.path.abspath(given))))
+            files.setdefault(path, display_path(Path(os.path.abspath(given))))
             continue
         roots.append(path)
         shown = Path(os.path.abspath(given))
@@ -114,9 +114,9 @@ def discover(paths: Sequence[Path]) -> tuple[dict[Path, str], list[Path], list[S
                 file = Path(folder) / name
                 seen = shown / file.relative_to(path)  # as the user named it (not through symlinks)
                 if file.suffix.lower() in EXTENSIONS or not file.suffix:
-                    files.setdefault(Path(os.path.realpath(file)), _display(seen, shown))
+                    files.setdefault(Path(os.path.realpath(file)), display_path(seen, shown))
                 else:
-                    ignored.append(Skipped(_display(seen, shown), f"unsupported file type {file.suffix}"))
+                    ignored.append(Skipped(display_path(seen, shown), f"unsupported file type {file.suffix}"))
     return files, roots, ignored
 
 
@@ -202,6 +202,7 @@ class Sync:
                 DocumentRecord(
                     str(doc.path), doc.source, doc.title, doc.loader,
                     hashlib.sha256(doc.text.encode()).hexdigest(), doc.text, len(chunks), doc.meta, now,
+                    doc.outline(),
                 )
             )  # fmt: skip
             report.documents.append(
@@ -297,7 +298,7 @@ def ingest(
         # Files indexed from these folders before that are no longer part of them (deleted, renamed).
         removed = [key for key in sync.indexed if _under(key, roots)]
         sync.remove(removed)
-        report.files_removed = [_display(Path(key)) for key in removed]
+        report.files_removed = [display_path(Path(key)) for key in removed]
         sync.commit(catalog, progress, reset)
         catalog.add_roots([os.path.abspath(p) for p in paths], reset)
     return report

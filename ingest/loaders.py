@@ -52,6 +52,30 @@ class Document:
             return None
         return self.offsets[start], self.offsets[end - 1] + 1
 
+    def outline(self) -> list[dict[str, Any]]:
+        """The document's structure for display, as spans of `text`: its blocks (heading with its level,
+        paragraph, item, row, code), or for a thread its opening text and then each comment with its
+        author, votes and reply depth. Kept in the catalog, so the document view can format the text
+        without the file."""
+        if self.thread is None:
+            return [{"start": b.start, "end": b.end, "kind": b.kind, "level": b.level} for b in self.blocks]
+        out: list[dict[str, Any]] = []
+        if self.thread.preamble:
+            out.append(
+                {"start": self.thread.preamble[0], "end": self.thread.preamble[1], "kind": "paragraph"}
+            )
+        by_index = {c.index: c for c in self.thread.comments}
+        for c in self.thread.comments:
+            parent = by_index[c.parent].author if c.parent is not None else ""
+            out.append(
+                {
+                    "start": c.start, "end": c.end, "kind": "comment", "level": c.depth, "author": c.author,
+                    "op": c.is_op, "upvotes": c.upvotes, "downvotes": c.downvotes, "age": c.age,
+                    "edited": c.edited, "reply_to": parent,
+                }
+            )  # fmt: skip
+        return out
+
 
 _KINDS = {"markdown": "page", "html": "page", "thread": "thread"}
 

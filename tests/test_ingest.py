@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.catalog import Catalog, ingest_lock
+from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import chunk_document
 from ingest.indexer import IngestUsageError, ingest
 from ingest.loaders import load_document
@@ -246,3 +246,24 @@ def test_base_url_links_a_wiki_export_with_section_anchors(tmp_path: Path) -> No
         "https://wiki.example.com/Team/On-call#escalation-rules-2025",
         "https://elsewhere.example/own",
     }
+
+
+def test_a_catalog_from_before_outlines_is_read_and_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE documents (path TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, loader TEXT"
+            " NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, chunks INTEGER NOT NULL, meta TEXT NOT NULL,"
+            " ingested_at REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO documents VALUES ('/d/a.md', 'a.md', 'A', 'markdown', 'x', 'Text.', 1, '{}', 1.0)"
+        )
+    catalog = Catalog(path)
+    old = catalog.get("/d/a.md")
+    assert old is not None and old.text == "Text." and old.outline == []
+    outline: list[dict[str, object]] = [{"start": 0, "end": 5, "kind": "paragraph", "level": 0}]
+    catalog.put(DocumentRecord("/d/b.md", "b.md", "B", "markdown", "y", "Text.", 1, {}, 2.0, outline))
+    new = catalog.get("/d/b.md")
+    assert new is not None and new.outline == outline
+    assert [d.source for d in catalog.documents()] == ["a.md", "b.md"]

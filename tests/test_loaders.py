@@ -118,3 +118,32 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.symlink_to(path)
     with pytest.raises(LoaderError, match="cannot read"):
         load_document(path, "loop.txt", 100)
+
+
+def test_a_page_outline_is_its_blocks(tmp_path: Path) -> None:
+    doc = load(
+        tmp_path / "p.md",
+        "---\ntitle: Leave\n---\n# Leave\n\n## Annual\n\nYou get *20* days.\n\n- one\n- two\n",
+    )
+    outline = [(doc.text[b["start"] : b["end"]], b["kind"], b["level"]) for b in doc.outline()]
+    assert outline == [
+        ("Leave", "heading", 1),
+        ("Annual", "heading", 2),
+        ("You get 20 days.", "paragraph", 0),
+        ("one", "item", 0),
+        ("two", "item", 0),
+    ]
+
+
+def test_a_thread_outline_is_its_opening_text_and_comments() -> None:
+    thread = Path(__file__).parent / "data" / "oncall-thread.txt"
+    doc = load_document(thread, thread.name, 10**7)
+    outline = doc.outline()
+    assert outline[0]["kind"] == "paragraph"
+    assert doc.text[outline[0]["start"] : outline[0]["end"]].startswith("New on-call rotation")
+    reply = outline[3]
+    assert doc.text[reply["start"] : reply["end"]].startswith("Yes: a public holiday")
+    assert {k: reply[k] for k in ("kind", "level", "author", "op", "upvotes", "downvotes", "reply_to")} == {
+        "kind": "comment", "level": 2, "author": "mira@forum.example.org", "op": True, "upvotes": 9,
+        "downvotes": 0, "reply_to": "tomas@forum.example.org",
+    }  # fmt: skip

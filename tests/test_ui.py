@@ -171,6 +171,12 @@ def test_compact_embed_mode(app: AppTest) -> None:
     assert not app.title and not app.sidebar.button
     ask(app, "How much funding was returned?")
     assert "£500\\,000" in assistant_text(app)
+    # the sidebar's conversation actions are in the compact page's menu
+    assert "New conversation" in [b.label for b in app.button]
+    assert {b.label for b in app.get("download_button")} == {
+        "Export conversation (Markdown)",
+        "Export conversation (JSON)",
+    }
 
 
 def test_unreachable_llm_is_a_clear_message(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,3 +249,36 @@ def test_sigterm_to_rag_ui_leaves_nothing_serving(shared_data: Path, tmp_path: P
         if b"streamlit" in cmdline and str(port).encode() in cmdline
     ]  # fmt: skip
     assert serving == []
+
+
+def test_a_document_is_formatted_from_its_outline_and_stays_inert() -> None:
+    from ui.components import WORD_JOINER, blocks_of, formatted, quoted_blocks
+
+    text = "Leave\n\nAnnual\n\nYou get [20](http://x.example) days; ask bob@x.example.\n\none\n\nrun ```x```"
+    kinds = [("heading", 1), ("heading", 2), ("paragraph", 0), ("item", 0), ("code", 0)]
+    blocks = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+    outline = [
+        {"start": a, "end": b, "kind": k, "level": lv} for (a, b), (k, lv) in zip(blocks, kinds, strict=True)
+    ]
+    quote = text.index("You get")
+    markdown = formatted(text, outline, quote, quote + 7)
+    parts = markdown.split("\n\n")
+    assert parts[0] == "### Leave" and parts[1] == "#### Annual" and parts[3] == "- one"
+    assert ":orange-background[**You get**]" in parts[2] and "\\[20\\]\\(http" in parts[2]
+    assert f"bob{WORD_JOINER}\\@x" in parts[2]  # no mailto: link
+    assert parts[4] == "``````text\nrun ```x```\n``````"  # a fence longer than any run of backticks inside
+    # the quote's blocks come after the heading above them
+    assert [b["kind"] for b in quoted_blocks(outline, quote, quote + 7)] == ["heading", "paragraph"]
+    # a catalog row without an outline is read as paragraphs
+    assert [(b["start"], b["end"]) for b in blocks_of("One.\n\nTwo\nlines.\n", [])] == [(0, 4), (6, 16)]
+
+
+def test_a_comment_shows_its_author_votes_and_depth() -> None:
+    from ui.components import formatted
+
+    text = "Yes: it adds 80 euros."
+    comment = {"start": 0, "end": len(text), "kind": "comment", "level": 2, "author": "mira@forum.example",
+               "op": True, "upvotes": 9, "downvotes": 0, "age": "2 days ago", "reply_to": "tomas@forum.example"}  # fmt: skip
+    lines = formatted(text, [comment], 0, 0).split("\n")
+    assert lines[0].startswith("> > **mira") and "9▲ 0▼ · original poster · reply to tomas" in lines[0]
+    assert lines[1].startswith("> > Yes\\:")

@@ -1,12 +1,8 @@
-"""The chat in a real browser: Streamlit on a loopback port, driven by headless Chromium (Debian's
-package) through Playwright. Waits for elements, never for time."""
+"""The chat page in a real browser, on the default corpus (with a document carrying HTML payloads)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,24 +12,19 @@ import pytest
 from ingest.indexer import ingest
 from rag.settings import Settings
 
-from .conftest import CORPUS, REPO, free_port, wait_http
+from .browser import ask, chat_page, chromium, needs_chromium
+from .conftest import CORPUS
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 POISON = (
     "# Party notes\n\nThe launch party menu was <img src=x onerror=\"document.title='pwned'\"> "
-    "<script>document.title='pwned'</script> and lemon cake.\n"
+    "<script>document.title='pwned'</script> and lemon cake. Tickets from bob@evil.example, "
+    "https://evil.example/tickets or www.evil.example.\n"
 )
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -43,44 +34,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shutil.copytree(CORPUS, corpus)
     (corpus / "party.md").write_text(POISON)
     ingest([corpus], Settings(data_dir=root / "data"))
-    port = free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(root / "data"), "RAG_CORPUS_DIR": str(corpus)}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
-    ]  # fmt: skip
-    with open(root / "streamlit.log", "wb") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with chat_page(root, corpus) as url:
+        yield url
 
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            args=FLAGS,
-            viewport={"width": 1200, "height": 900},
-        )
-        page = context.new_page()
-        page.set_default_timeout(120_000)
+    with chromium(tmp_path / "profile") as page:
         yield page
-        context.close()
-
-
-def ask(page: Page, question: str) -> None:
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.wait_for()
-    box.fill(question)
-    box.press("Enter")
 
 
 def test_ask_click_citation_and_open_the_document(server: str, page: Page, tmp_path: Path) -> None:
@@ -118,6 +79,12 @@ def test_document_payloads_stay_inert(server: str, page: Page) -> None:
     assert page.get_by_text("onerror", exact=False).count() == 0
     assert page.locator("img[src='x']").count() == 0
     assert page.title() != "pwned"
+    # bare addresses in a document are text, in the card and in the document view
+    page.get_by_text("evil.example/tickets", exact=False).first.wait_for()
+    page.get_by_role("button", name="Open the document").first.click()
+    page.get_by_role("dialog").get_by_text("The whole document").click()
+    page.get_by_role("dialog").get_by_text("evil.example/tickets", exact=False).last.wait_for()
+    assert page.locator("a[href*='evil']").count() == 0
 
 
 def test_a_marker_links_to_its_source_card(server: str, page: Page) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -54,23 +55,25 @@ def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
     get_pipeline.clear()
 
 
+_URL_SAFE = ":/?#[]@!$&'*+,;=%~"  # what a URL keeps as is; anything else (parentheses, spaces) is encoded
+
+
 @st.dialog("Document", width="large")
 def show_document(settings: Settings, path: str, start: int, end: int) -> None:
     doc = Catalog(settings.catalog_path).get(path)
     if doc is None:
         st.error("This document is no longer in the index.")
         return
-    st.subheader(doc.title)
+    st.subheader(doc.title, anchor=False)
+    url = doc.meta.get("url", "")
     st.caption(doc.source)
-    # the quote first, in its paragraphs (in view as the dialog opens), then the whole document
-    a, b = ui.around(doc.text, start, end)
-    st.markdown(
-        ("… " if a else "")
-        + ui.highlighted(doc.text[a:b], start - a, end - a)
-        + (" …" if b < len(doc.text) else "")
-    )
+    if url.lower().startswith(("http://", "https://")):  # the page's own address: the one link shown
+        st.markdown(f"[Open the page ↗]({quote(url, safe=_URL_SAFE)})")
+    # the quote first, in its blocks (in view as the dialog opens), then the whole document, formatted
+    blocks = ui.blocks_of(doc.text, doc.outline)
+    st.markdown(ui.formatted(doc.text, ui.quoted_blocks(blocks, start, end), start, end))
     with st.expander("The whole document"):
-        st.markdown(ui.highlighted(doc.text, start, end))
+        st.markdown(ui.formatted(doc.text, blocks, start, end))
 
 
 def sidebar(
@@ -95,16 +98,35 @@ def sidebar(
             filters["source"] = sources
         if kinds:
             filters["kind"] = kinds
+        from ingest.crawl import is_url
+        from ingest.indexer import display_path
+
         roots = catalog.roots() or [str(settings.corpus_dir)]
-        if st.button("Re-ingest the sources", use_container_width=True, help="\n".join(roots)):
+        shown = "\n\n".join(r if is_url(r) else display_path(Path(r)) for r in roots)  # no server path
+        if st.button("Re-ingest the sources", use_container_width=True, help=shown):
             run_ingest(settings, "Re-ingesting…", roots)
         chunks = sum(d.chunks for d in documents)
         last = catalog.state("last_ingest")
         when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
         st.caption(f"Index: {len(documents)} documents, {chunks} chunks; last ingest {when}")
-        if st.button("New conversation", use_container_width=True):
-            st.session_state["messages"] = []
+        conversation_actions()
     return settings.model_copy(update={"generator": generator}), filters, k
+
+
+def conversation_actions() -> None:
+    """New conversation and the exports: in the sidebar, or the compact embed's menu."""
+    if st.button("New conversation", use_container_width=True):
+        st.session_state["messages"] = []
+    messages = st.session_state["messages"]
+    if messages:
+        st.download_button(
+            "Export conversation (Markdown)", ui.to_markdown(messages), "conversation.md", "text/markdown",
+            use_container_width=True,
+        )  # fmt: skip
+        st.download_button(
+            "Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json",
+            use_container_width=True,
+        )  # fmt: skip
 
 
 def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer | None:
@@ -178,6 +200,9 @@ def main() -> None:
     if not compact:
         st.title("Ask the documents")
         settings, filters, k = sidebar(settings, catalog, documents)
+    else:
+        with st.popover("Menu"):
+            conversation_actions()
     pipeline = get_pipeline(settings.model_dump_json())
 
     messages: list[dict[str, Any]] = st.session_state["messages"]
@@ -220,14 +245,6 @@ def main() -> None:
     opened = st.session_state.pop("open_document", None)
     if opened:
         show_document(settings, *opened)
-    if messages and not compact:
-        with st.sidebar:
-            st.download_button(
-                "Export conversation (Markdown)", ui.to_markdown(messages), "conversation.md", "text/markdown"
-            )
-            st.download_button(
-                "Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json"
-            )
 
 
 main()

@@ -14,6 +14,8 @@ import streamlit as st
 from rag.types import Answer, Citation, Passage
 
 _PUNCTUATION = set(string.punctuation)
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"\\@|\\:(?=\\/\\/)|(?<![^\W_])www\\\.", re.IGNORECASE)
 
 
 def escape_md(text: str) -> str:
@@ -23,7 +25,10 @@ def escape_md(text: str) -> str:
     flat = "\n".join(lines)
     flat = re.sub(r"\n{3,}", "\n\n", flat)
     escaped = "".join("\\" + ch if ch in _PUNCTUATION else ch for ch in flat)
-    return escaped.replace("\n\n", "\n\n").replace("\n", "  \n")
+    # GFM links bare addresses (bob@example.org, https://…, www.…) in the parsed text, escapes or not:
+    # an invisible word joiner keeps a document's address from completing the pattern
+    escaped = _AUTOLINK.sub(lambda m: m[0][:-2] + WORD_JOINER + m[0][-2:], escaped)
+    return escaped.replace("\n", "  \n")
 
 
 def highlighted(text: str, start: int, end: int, more: tuple[tuple[int, int], ...] = ()) -> str:
@@ -31,7 +36,8 @@ def highlighted(text: str, start: int, end: int, more: tuple[tuple[int, int], ..
     spans = sorted({(s, e) for s, e in ((start, end), *more) if 0 <= s < e <= len(text)})
     if not spans:
         return escape_md(text)
-    out, pos = [], 0
+    out: list[str] = []
+    pos = 0
     for s, e in spans:
         if s < pos:
             continue  # overlapping spans: the first one shows
@@ -47,11 +53,67 @@ def highlighted(text: str, start: int, end: int, more: tuple[tuple[int, int], ..
     return "".join(out) + (" " if after else "") + escape_md(after)
 
 
-def around(text: str, start: int, end: int, margin: int = 600) -> tuple[int, int]:
-    """The span of the paragraphs holding text[start:end], widened by at most `margin` characters a side."""
-    a = text.rfind("\n\n", max(0, start - margin), start)
-    b = text.find("\n\n", end, end + margin)
-    return (a + 2 if a >= 0 else max(0, start - margin)), (b if b >= 0 else min(len(text), end + margin))
+Block = dict[
+    str, Any
+]  # an entry of Document.outline(): start, end, kind, level (+ a comment's author, votes)
+
+
+def blocks_of(text: str, outline: list[Block]) -> list[Block]:
+    """The document's blocks; a catalog row written before outlines were kept falls back to paragraphs."""
+    if outline:
+        return outline
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S(?:.*?\S)?(?=\n\s*\n|\s*\Z)", text, re.DOTALL)]
+    return [{"start": a, "end": b, "kind": "paragraph"} for a, b in spans]
+
+
+def quoted_blocks(blocks: list[Block], start: int, end: int) -> list[Block]:
+    """The blocks holding text[start:end], after the nearest heading above them (their context)."""
+    hit = [i for i, b in enumerate(blocks) if b["start"] < end and b["end"] > start]
+    if not hit:
+        return []
+    heading = next((i for i in range(hit[0] - 1, -1, -1) if blocks[i]["kind"] == "heading"), None)
+    return ([blocks[heading]] if heading is not None else []) + [blocks[i] for i in hit]
+
+
+def comment_header(block: Block) -> str:
+    """'**name@instance** · 26▲ 2▼ · original poster · reply to X · 5 months ago' (escaped)."""
+    parts = [
+        f"**{escape_md(str(block['author']))}**",
+        f"{block.get('upvotes', 0)}▲ {block.get('downvotes', 0)}▼",
+    ]
+    if block.get("op"):
+        parts.append("original poster")
+    if block.get("reply_to"):
+        parts.append(f"reply to {escape_md(str(block['reply_to']))}")
+    parts += [escape_md(str(block[k])) for k in ("age",) if block.get(k)]
+    return " · ".join(parts)
+
+
+def formatted(text: str, blocks: list[Block], start: int, end: int) -> str:
+    """Markdown of `blocks` of `text`, formatted by kind (headings, list items, code, a thread's comments
+    with author and votes, indented by reply depth), with text[start:end] highlighted. Document text is
+    escaped or fenced as code: no markup, HTML or link of the document's own is ever rendered."""
+    out = []
+    for b in blocks:
+        a, z = int(b["start"]), int(b["end"])
+        piece = text[a:z]
+        quoted = a < end and z > start
+        body = highlighted(piece, max(start - a, 0), min(end, z) - a) if quoted else escape_md(piece)
+        kind = b["kind"]
+        if kind == "heading":
+            out.append("#" * min(int(b.get("level") or 1) + 2, 6) + " " + body)
+        elif kind == "item":
+            out.append("- " + body)
+        elif kind == "code" and not quoted:
+            fence = "`" * (max((len(r) for r in re.findall(r"`+", piece)), default=0) + 3)
+            out.append(f"{fence}text\n{piece}\n{fence}")
+        elif kind == "comment":
+            depth = min(int(b.get("level") or 0), 6)
+            lines = f"{comment_header(b)}  \n{body}".split("\n")
+            out.append("\n".join(("> " * depth + line).rstrip() for line in lines))
+        else:
+            out.append(body)
+    return "\n\n".join(out)
 
 
 def who(passage: Passage) -> str:

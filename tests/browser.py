@@ -1,0 +1,70 @@
+"""The chat page in a real browser: `rag ui`'s Streamlit on a loopback port, driven by headless Chromium
+(Debian's package) through Playwright. Waits for elements, never for time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .conftest import REPO, free_port, wait_http
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@contextlib.contextmanager
+def chat_page(root: Path, corpus: Path) -> Iterator[str]:
+    """The chat page over the index in root/data, on a loopback port; its address."""
+    port = free_port()
+    env = {**os.environ, "RAG_DATA_DIR": str(root / "data"), "RAG_CORPUS_DIR": str(corpus)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
+    ]  # fmt: skip
+    with open(root / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=120, proc=proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[Page]:
+    """A page of a fresh headless Chromium (its own profile), 1200x900."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=FLAGS, viewport={"width": 1200, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        yield page
+        context.close()
+
+
+def ask(page: Page, question: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.wait_for()
+    box.fill(question)
+    box.press("Enter")
