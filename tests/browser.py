@@ -68,3 +68,9 @@ def ask(page: Page, question: str) -> None:
     box.wait_for()
     box.fill(question)
     box.press("Enter")
+
+
+def settled(page: Page) -> None:
+    """Wait until the page's script run is over (Streamlit marks it on the app's root element): a click
+    during a run can be folded into a rerun that closes a dialog it opens."""
+    page.locator("[data-test-script-state='notRunning']").wait_for()

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from ingest.catalog import Catalog
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
+from ui.components import WORD_JOINER
 
 from .conftest import BIN, CORPUS, REPO, DefaultIndex, free_port, wait_http
 
@@ -44,6 +45,11 @@ def ask(at: AppTest, question: str) -> AppTest:
     at.chat_input[0].set_value(question).run()
     assert not at.exception, at.exception
     return at
+
+
+def shown(markdown: str) -> str:
+    """The text escaped Markdown shows: escapes and the word joiners that keep addresses unlinked removed."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def assistant_text(at: AppTest) -> str:
@@ -102,7 +108,7 @@ def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> Non
     ask(app, "How much funding was returned?")
     text = assistant_text(app)
     assert "£500\\,000" in text and "October 2021" in text and "**[1]**" in text
-    cards = [e for e in app.expander if e.label.startswith("[1]")]
+    cards = [e for e in app.expander if shown(e.label).startswith("[1]")]
     assert cards and "page" in cards[0].label
     highlighted = [md.value for md in cards[0].markdown]
     assert any(":orange-background[**Imperial said no research went ahead" in v for v in highlighted)
@@ -124,14 +130,14 @@ def test_refusal_shows_related_passages(app: AppTest) -> None:
 
 def test_thread_cards_show_author_and_votes(app: AppTest) -> None:
     ask(app, "What did cyd say about loyalty pledges?")
-    labels = [e.label for e in app.expander]
+    labels = [shown(e.label) for e in app.expander]
     assert any("cyd@lemmy.world · 2▲ 6▼" in label and "comment" in label for label in labels)
 
 
 def test_kind_filter(app: AppTest) -> None:
     app.sidebar.multiselect[1].set_value(["comment"]).run()
     ask(app, "What did people say about China?")
-    labels = [e.label for e in app.expander if e.label.startswith("[")]
+    labels = [shown(e.label) for e in app.expander if shown(e.label).startswith("[")]
     assert labels and all(" — comment · " in label for label in labels)
 
 
@@ -252,7 +258,7 @@ def test_sigterm_to_rag_ui_leaves_nothing_serving(shared_data: Path, tmp_path: P
 
 
 def test_a_document_is_formatted_from_its_outline_and_stays_inert() -> None:
-    from ui.components import WORD_JOINER, blocks_of, formatted, quoted_blocks
+    from ui.components import blocks_of, formatted, quoted_blocks
 
     text = "Leave\n\nAnnual\n\nYou get [20](http://x.example) days; ask bob@x.example.\n\none\n\nrun ```x```"
     kinds = [("heading", 1), ("heading", 2), ("paragraph", 0), ("item", 0), ("code", 0)]

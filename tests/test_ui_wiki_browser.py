@@ -15,7 +15,7 @@ from ingest.indexer import ingest
 from rag.settings import Settings
 from ui.components import WORD_JOINER
 
-from .browser import ask, chat_page, chromium, needs_chromium
+from .browser import ask, chat_page, chromium, needs_chromium, settled
 from .conftest import REPO
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def in_view(locator: Locator) -> bool:
 
 
 def open_document(page: Page) -> Locator:
+    settled(page)
     page.get_by_test_id("stExpander").first.click()
     page.get_by_role("button", name="Open the document").first.click()
     dialog = page.get_by_role("dialog")

@@ -110,7 +110,7 @@ def test_widget_answers_with_a_citation(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     open_demo(page, corpus_url, KEY)
-    expect(page.get_by_role("heading", name="Research partnerships: lessons learned")).to_be_visible()
+    expect(page.get_by_role("heading", name="Ask the assistant")).to_be_visible()
     ask_in_widget(page, "How much funding was returned?")
 
     answer = page.locator("[data-rag-widget] .msg.bot")
@@ -214,7 +214,7 @@ def test_a_pushed_page_is_cited_with_a_link_to_the_wiki(
         default_index.copy(tmp_path / "data"), server={"browser_keys": [KEY], "admin_keys": ["admin"]}
     )
     wiki_page = "https://wiki.example.com/Team/On-call"
-    content = "# On-call rotation\n\nThe Zephyr team's on-call rotation changes every Thursday at 09:00.\n"
+    content = "# On-call rotation\n\n## Hand-over\n\nThe Zephyr team's on-call rotation changes every Thursday at 09:00.\n"
     with running(create_app(settings)) as url:
         put = httpx.put(
             f"{url}/v1/documents/on-call", json={"content": content, "url": wiki_page},
@@ -225,7 +225,9 @@ def test_a_pushed_page_is_cited_with_a_link_to_the_wiki(
         ask_in_widget(page, "When does the Zephyr team's on-call rotation change?")
         answer = page.locator("[data-rag-widget] .msg.bot")
         expect(answer.locator(".text")).to_contain_text("Thursday at 09:00")
-        answer.locator(".sources .chip").first.click()
+        chip = answer.locator(".sources .chip").first
+        expect(chip).to_contain_text("On-call rotation › Hand-over")  # title › section
+        chip.click()
         link = answer.locator(".sources .detail a.where").first
-        expect(link).to_have_attribute("href", wiki_page)
+        expect(link).to_have_attribute("href", wiki_page + "#hand-over")
         expect(link).to_have_attribute("rel", "noopener noreferrer")

@@ -43,12 +43,12 @@ def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
 
         files = [Path(r) for r in roots if not is_url(r) and Path(r).exists()]
         for gone in (r for r in roots if not is_url(r) and not Path(r).exists()):
-            st.warning(f"{gone} no longer exists: not re-ingested")
+            st.warning(ui.escape_md(f"{gone} no longer exists: not re-ingested"))
         reports = [ingest(files, settings, progress=progress)] if files else []
         reports += [crawl(site, settings, progress=progress) for site in roots if is_url(site)]
         bar.progress(1.0, text=f"{reports[-1].chunks_total if reports else 0} chunks in the index")
         for skipped in (s for report in reports for s in report.skipped):
-            st.warning(f"skipped {skipped.source}: {skipped.reason}")
+            st.warning(ui.escape_md(f"skipped {skipped.source}: {skipped.reason}"))
         read = sum(r.files_read for r in reports)
         added = sum(r.chunks_added for r in reports)
         status.update(label=f"Indexed {read} documents ({added} new chunks)", state="complete")
@@ -64,9 +64,9 @@ def show_document(settings: Settings, path: str, start: int, end: int) -> None:
     if doc is None:
         st.error("This document is no longer in the index.")
         return
-    st.subheader(doc.title, anchor=False)
+    st.subheader(ui.escape_md(doc.title), anchor=False)
     url = doc.meta.get("url", "")
-    st.caption(doc.source)
+    st.caption(ui.escape_md(doc.source))
     if url.lower().startswith(("http://", "https://")):  # the page's own address: the one link shown
         st.markdown(f"[Open the page ↗]({quote(url, safe=_URL_SAFE)})")
     # the quote first, in its blocks (in view as the dialog opens), then the whole document, formatted

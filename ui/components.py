@@ -133,7 +133,8 @@ def card_label(citation: Citation) -> str:
     p = citation.passage
     details = [p.kind or "passage", who(p), f"passage {int(p.metadata.get('position', 0)) + 1}"]
     where = f"{p.title} › {p.section}" if p.section else p.title
-    return f"[{citation.marker}] {where} — " + " · ".join(d for d in details if d)
+    label = f"[{citation.marker}] {where} — " + " · ".join(d for d in details if d)
+    return escape_md(label)  # labels render Markdown (links too): a title is data
 
 
 def document_span(citation: Citation) -> tuple[str, int, int]:
@@ -187,9 +188,9 @@ def to_json(messages: list[dict[str, Any]]) -> str:
 def render_passages(passages: list[Passage], key: str) -> None:
     for p in passages:
         label = f"{p.title} — {who(p)}" if who(p) else p.title
-        with st.expander(label, expanded=False):
+        with st.expander(escape_md(label), expanded=False):
             st.markdown(escape_md(p.text), help=None)
-            st.caption(f"{p.source} · {p.kind}")
+            st.caption(escape_md(f"{p.source} · {p.kind}"))
 
 
 def render_sources(answer: Answer, key: str) -> None:
@@ -204,6 +205,7 @@ def render_sources(answer: Answer, key: str) -> None:
         st.markdown(f'<span id="{card_id(key, c.marker)}"></span>', unsafe_allow_html=True)
         with st.expander(card_label(c), expanded=False):
             st.markdown(highlighted(c.passage.text, c.start, c.end, c.spans))
-            st.caption(f"{c.passage.source} · characters {document_span(c)[1]}–{document_span(c)[2]}")
+            _, a, b = document_span(c)
+            st.caption(escape_md(f"{c.passage.source} · characters {a}–{b}"))
             if st.button("Open the document", key=f"{key}-open-{c.marker}"):
                 st.session_state["open_document"] = document_span(c)

@@ -163,7 +163,9 @@
       if (this.citations.has(citation.marker)) return;
       const detailId = id("source");
       const comment = citation.kind === "comment" && citation.author;
-      const label = comment ? `${citation.author} (comment)` : citation.title || citation.source;
+      const page = citation.title || citation.source;
+      const where = citation.section ? `${page} › ${citation.section}` : page; // title › section
+      const label = comment ? `${citation.author} (comment)` : where;
       const chip = el(
         "button",
         { type: "button", class: "chip", "aria-expanded": "false", "aria-controls": detailId, title: label },
@@ -171,7 +173,7 @@
         el("span", { class: "label" }, label),
       );
       const detail = el("div", { class: "detail", id: detailId, hidden: "" });
-      detail.appendChild(el("div", { class: "title" }, citation.title || citation.source));
+      detail.appendChild(el("div", { class: "title" }, where));
       if (comment) {
         const meta = citation.metadata || {};
         const votes =
