@@ -246,6 +246,16 @@ def test_base_url_links_a_wiki_export_with_section_anchors(tmp_path: Path) -> No
         "https://wiki.example.com/Team/On-call#escalation-rules-2025",
         "https://elsewhere.example/own",
     }
+    asked = subprocess.run(
+        [str(BIN / "rag"), "ask", "When do unacknowledged pages escalate to the team lead?"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    # the CLI's source line names the page and its section, and gives its web address
+    assert (
+        "On-call › Escalation rules (2025) (https://wiki.example.com/Team/On-call#escalation-rules-2025)"
+        in asked.stdout
+    )
 
 
 def test_a_catalog_from_before_outlines_is_read_and_upgraded(tmp_path: Path) -> None:
