@@ -247,7 +247,9 @@ def _print_sources(answer: object) -> None:
         who = f" — {p.author}" if p.author else ""
         where = f"{p.title} › {p.section}" if p.section else p.title
         quotes = "\n      ".join(f"“{_snippet(q, 240)}”" for q in c.quotes)
-        typer.echo(f"  [{c.marker}] {where} ({p.url or p.source}{who})\n      {quotes}")  # the page, if on the web
+        typer.echo(
+            f"  [{c.marker}] {where} ({p.url or p.source}{who})\n      {quotes}"
+        )  # the page, if on the web
 
 
 def _snippet(text: str, limit: int = 160) -> str:

