@@ -137,6 +137,8 @@ class TutorialRAG:
 class Tutorial:
     """The tutorial as the benchmark drives it (`evals.bench.Side`): one store per data folder."""
 
+    runtime: tuple[str, ...] = ("sentence_transformers",)
+
     def __init__(self) -> None:
         self.embeddings: TutorialEmbeddings | None = None
         self.rag: TutorialRAG | None = None

@@ -91,7 +91,10 @@ class TorchEncoder:
             self.model = SentenceTransformer(_model_path(name), device=device)
         except (OSError, ValueError) as exc:
             raise EmbeddingError(f"cannot load embedding model {name!r}: {_reason(exc)}") from None
-        size = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        size = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         self.dimension = int(size() or 0)
         self.device = device
         if device == "cpu":
