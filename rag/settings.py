@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,7 +87,8 @@ class EmbeddingSettings(Section):
     )
     cache_dir: Path | None = Field(
         None,
-        description="Where the ONNX export is kept (with its SHA-256); unset = `models/` under data_dir.",
+        description="Where the ONNX export is kept, with its SHA-256 (it depends on the model, not the index: "
+        "every data dir shares it); unset = ~/.cache/rag-chat/models ($XDG_CACHE_HOME).",
     )
     device: str = Field("cpu", description="Torch device for the embedding model (backend torch).")
     batch_size: int = Field(64, ge=1, le=4096, description="Passages embedded per batch.")
@@ -364,12 +365,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments, then RAG_* variables, then rag.toml, then defaults.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-    @model_validator(mode="after")
-    def _embedding_cache(self) -> Settings:
-        if self.embedding.cache_dir is None:
-            self.embedding = self.embedding.model_copy(update={"cache_dir": self.data_dir / "models"})
-        return self
 
     @property
     def chroma_dir(self) -> Path:

@@ -67,15 +67,27 @@ def in_view(locator: Locator) -> bool:
 
 
 def open_document(page: Page) -> Locator:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     settled(page)
     page.get_by_test_id("stExpander").first.click()
-    page.get_by_role("button", name="Open the document").first.click()
+    button = page.get_by_role("button", name="Open the document").first
     dialog = page.get_by_role("dialog")
+    for _ in range(
+        2
+    ):  # on a loaded machine a click during the expander's animation can miss; a user clicks again
+        settled(page)
+        button.click()
+        try:
+            dialog.wait_for(timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            continue
     dialog.wait_for()
     return dialog
 
 
-def test_a_handbook_answer_its_card_and_its_page(wiki: tuple[str, Path], page: Page) -> None:
+def test_a_handbook_answer_and_its_card(wiki: tuple[str, Path], page: Page) -> None:
     url, root = wiki
     page.goto(url)
     page.get_by_test_id("stChatInputTextArea").wait_for()
@@ -96,7 +108,14 @@ def test_a_handbook_answer_its_card_and_its_page(wiki: tuple[str, Path], page: P
     )
     # the card names the page and its section, not a file of the server
     assert page.get_by_test_id("stExpander").first.get_by_text("Leave types › ").count() == 1
+    assert_nothing_foreign(page.locator("body").inner_text(), root)
 
+
+def test_a_handbook_page_opens_formatted_at_the_quote(wiki: tuple[str, Path], page: Page) -> None:
+    url, root = wiki
+    page.goto(url)
+    ask(page, "How long before award leave expires?")
+    page.get_by_text("expires one year after it is issued").first.wait_for()
     dialog = open_document(page)
     quote = dialog.locator("span", has_text="expires one year after it is issued").first
     quote.wait_for()
