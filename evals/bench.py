@@ -150,11 +150,13 @@ class Side(Protocol):
 
 
 class Ours:
-    runtime: tuple[str, ...] = ("onnxruntime", "tokenizers")
-
     def __init__(self) -> None:
         from rag.embeddings import Embedder
         from rag.settings import Settings
+
+        ingesting = Settings().embedding.for_ingest()
+        onnx = ingesting.backend == "onnx"
+        self.runtime: tuple[str, ...] = ("onnxruntime", "tokenizers") if onnx else ("sentence_transformers",)
 
         side = self
 
@@ -165,7 +167,7 @@ class Ours:
 
         self.embedded = 0
         self.settings = Settings
-        self.embedder: Any = CountingEmbedder(Settings().embedding)
+        self.embedder: Any = CountingEmbedder(ingesting)
         self.pipeline: Any = None
 
     def load_model(self) -> None:

@@ -248,7 +248,7 @@ def changing(
         if reset:
             store.reset()
             Catalog(settings.catalog_path).clear()
-        yield Sync(settings, embedder or Embedder(settings.embedding), store, report)
+        yield Sync(settings, embedder or Embedder(settings.embedding.for_ingest()), store, report)
     report.seconds = time.perf_counter() - started
 
 

@@ -52,7 +52,7 @@ def _model_path(name: str) -> str:
 
 
 def user_cache() -> Path:
-    """Where an ONNX export goes when no data dir is known (`EmbeddingSettings` on its own)."""
+    """Where the ONNX export goes unless `embedding.cache_dir` says otherwise: one per user, every index shares it."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rag-chat" / "models"
 
 
