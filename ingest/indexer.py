@@ -29,7 +29,7 @@ import numpy as np
 from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
-from rag.embeddings import Embedder
+from rag.embeddings import BULK, Embedder
 from rag.lexical import index_text, read_stamp, rebuild, stamp
 from rag.settings import Settings
 from rag.store import VectorStore
@@ -178,14 +178,16 @@ class Sync:
 
     def commit(self, catalog: Catalog, progress: Progress | None = None, reset: bool = False) -> None:
         report, store, total = self.report, self.store, len(self.to_add)
-        step = self.settings.embedding.batch_size
+        # a bulk encode at a time (every core: one model batch of 64 ran on one thread, at half the speed),
+        # so that progress moves
+        step = max(self.settings.embedding.batch_size, BULK)
         if progress and total:
             progress("embedding", 0, total)  # shown before the model loads, not after the first batch
         for start in range(0, total, _UPSERT_BATCH):
             batch = self.to_add[start : start + _UPSERT_BATCH]
             texts = [index_text(c.text, c.metadata) for c in batch]
             parts = []
-            for at in range(0, len(texts), step):  # a model batch at a time, so that progress moves
+            for at in range(0, len(texts), step):
                 parts.append(self.embedder.encode(texts[at : at + step]))
                 if progress:
                     progress("embedding", start + min(at + step, len(texts)), total)
