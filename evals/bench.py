@@ -155,7 +155,8 @@ class Ours:
         from rag.settings import Settings
 
         # ingest encodes with `embedding.ingest_backend`, questions with `embedding.backend`
-        embedding = Settings().embedding if serving else Settings().embedding.for_ingest()
+        embedding = Settings().embedding
+        embedding = embedding if serving else embedding.for_ingest()
         onnx = embedding.backend == "onnx"
         self.runtime: tuple[str, ...] = ("onnxruntime", "tokenizers") if onnx else ("sentence_transformers",)
 

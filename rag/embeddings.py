@@ -179,9 +179,8 @@ class OnnxEncoder:
 
         session = self._session((os.cpu_count() or 1) if bulk else 1)
         out: np.ndarray | None = None
-        order = sorted(
-            range(len(texts)), key=lambda i: len(texts[i])
-        )  # batches of like lengths: less padding
+        # batches of like lengths: less padding
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for at in range(0, len(order), batch_size):
             batch = order[at : at + batch_size]
             encoded = self.tokenizer.encode_batch([texts[i] for i in batch])

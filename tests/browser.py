@@ -74,3 +74,21 @@ def settled(page: Page) -> None:
     """Wait until the page's script run is over (Streamlit marks it on the app's root element): a click
     during a run can be folded into a rerun that closes a dialog it opens."""
     page.locator("[data-test-script-state='notRunning']").wait_for()
+
+
+def follow_first_marker(page: Page) -> None:
+    """Click the answer's first `[1]` marker: a same-page link to its one source card, which comes into view."""
+    marker = page.get_by_role("link", name="[1]").first
+    href = marker.get_attribute("href") or ""
+    assert href.startswith("#source-") and marker.get_attribute("target") in (None, "_self")
+    # the cards render after the answer's text: wait for this one before following the link
+    card = page.locator(f"[id='{href[1:]}']")
+    card.first.wait_for(state="attached")
+    assert card.count() == 1
+    page.evaluate("window.scrollTo(0, 0)")
+    marker.click()
+    page.wait_for_function(f"location.hash === {href!r}")
+    page.wait_for_function(
+        f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
+                   return r.top >= 0 && r.top < window.innerHeight; }}"""
+    )

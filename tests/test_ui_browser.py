@@ -12,7 +12,7 @@ import pytest
 from ingest.indexer import ingest
 from rag.settings import Settings
 
-from .browser import ask, chat_page, chromium, needs_chromium
+from .browser import ask, chat_page, chromium, follow_first_marker, needs_chromium
 from .conftest import CORPUS
 
 if TYPE_CHECKING:
@@ -91,17 +91,4 @@ def test_a_marker_links_to_its_source_card(server: str, page: Page) -> None:
     page.goto(server)
     ask(page, "How much funding was returned?")
     page.get_by_text("October 2021 after discussion").first.wait_for()
-    marker = page.get_by_role("link", name="[1]").first
-    href = marker.get_attribute("href") or ""
-    assert href.startswith("#source-") and marker.get_attribute("target") in (None, "_self")
-    # the cards render after the answer's text: wait for this one before following the link
-    card = page.locator(f"[id='{href[1:]}']")
-    card.first.wait_for(state="attached")
-    assert card.count() == 1
-    page.evaluate("window.scrollTo(0, 0)")
-    marker.click()
-    page.wait_for_function(f"location.hash === {href!r}")
-    page.wait_for_function(
-        f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
-                   return r.top >= 0 && r.top < window.innerHeight; }}"""
-    )
+    follow_first_marker(page)

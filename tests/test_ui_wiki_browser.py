@@ -15,7 +15,7 @@ from ingest.indexer import ingest
 from rag.settings import Settings
 from ui.components import WORD_JOINER
 
-from .browser import ask, chat_page, chromium, needs_chromium, settled
+from .browser import ask, chat_page, chromium, follow_first_marker, needs_chromium, settled
 from .conftest import REPO
 
 if TYPE_CHECKING:
@@ -87,6 +87,18 @@ def open_document(page: Page) -> Locator:
     return dialog
 
 
+def open_at_quote(page: Page, url: str, question: str, quote: str) -> tuple[Locator, Locator]:
+    """Ask, open the first source's document: the dialog and the quote in it, in view."""
+    page.goto(url)
+    ask(page, question)
+    page.get_by_text(quote).first.wait_for()
+    dialog = open_document(page)
+    in_place = dialog.locator("span", has_text=quote).first
+    in_place.wait_for()
+    assert in_view(in_place)
+    return dialog, in_place
+
+
 def test_a_handbook_answer_and_its_card(wiki: tuple[str, Path], page: Page) -> None:
     url, root = wiki
     page.goto(url)
@@ -96,16 +108,7 @@ def test_a_handbook_answer_and_its_card(wiki: tuple[str, Path], page: Page) -> N
 
     ask(page, "How long before award leave expires?")
     page.get_by_text("expires one year after it is issued").first.wait_for()
-    marker = page.get_by_role("link", name="[1]").first
-    href = marker.get_attribute("href") or ""
-    card = page.locator(f"[id='{href[1:]}']")
-    card.wait_for(state="attached")
-    page.evaluate("window.scrollTo(0, 0)")
-    marker.click()
-    page.wait_for_function(
-        f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
-                   return r.top >= 0 && r.top < window.innerHeight; }}"""
-    )
+    follow_first_marker(page)
     # the card names the page and its section, not a file of the server
     assert page.get_by_test_id("stExpander").first.get_by_text("Leave types › ").count() == 1
     assert_nothing_foreign(page.locator("body").inner_text(), root)
@@ -113,13 +116,9 @@ def test_a_handbook_answer_and_its_card(wiki: tuple[str, Path], page: Page) -> N
 
 def test_a_handbook_page_opens_formatted_at_the_quote(wiki: tuple[str, Path], page: Page) -> None:
     url, root = wiki
-    page.goto(url)
-    ask(page, "How long before award leave expires?")
-    page.get_by_text("expires one year after it is issued").first.wait_for()
-    dialog = open_document(page)
-    quote = dialog.locator("span", has_text="expires one year after it is issued").first
-    quote.wait_for()
-    assert in_view(quote)
+    dialog, quote = open_at_quote(
+        page, url, "How long before award leave expires?", "expires one year after it is issued"
+    )
     assert quote.evaluate("e => getComputedStyle(e).backgroundColor") not in (
         "rgba(0, 0, 0, 0)",
         "transparent",
@@ -138,13 +137,9 @@ def test_a_handbook_page_opens_formatted_at_the_quote(wiki: tuple[str, Path], pa
 
 def test_a_thread_opens_as_comments(wiki: tuple[str, Path], page: Page) -> None:
     url, root = wiki
-    page.goto(url)
-    ask(page, "How much does a public holiday add to the on-call allowance?")
-    page.get_by_text("adds 80 euros").first.wait_for()
-    dialog = open_document(page)
-    quote = dialog.locator("span", has_text="adds 80 euros").first
-    quote.wait_for()
-    assert in_view(quote)
+    dialog, _ = open_at_quote(
+        page, url, "How much does a public holiday add to the on-call allowance?", "adds 80 euros"
+    )
     text = dialog.inner_text().replace(WORD_JOINER, "")  # the joiner that keeps addresses from linking
     # the comment under its author, votes and whom it replies to; none of the pasted page's chrome
     assert "mira@forum.example.org" in text and "9▲ 0▼" in text and "reply to tomas@forum.example.org" in text
