@@ -1,16 +1,20 @@
 """The document catalog: one SQLite row per ingested file (its full text, so that a citation's span can be
-shown in place), plus the ingest lock that keeps two ingests from running at once."""
+shown in place), plus the ingest lock that keeps two ingests from running at once (across replicas, through
+Redis, when `server.redis_url` is set)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rag.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -146,16 +150,64 @@ def _record(row: tuple[object, ...]) -> DocumentRecord:
     )  # fmt: skip
 
 
+LOCK_TTL = 30.0  # seconds a killed ingest keeps the shared lock (a live one renews it)
+
+
+class IngestLockError(CatalogError):
+    """The ingest lock shared through Redis (`server.redis_url`) cannot be taken."""
+
+
 @contextlib.contextmanager
-def ingest_lock(data_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold an exclusive lock for the duration of an ingest; a second ingest waits for the first."""
+def ingest_lock(
+    settings: Settings, on_wait: Callable[[], None] | None = None, *, ttl: float = LOCK_TTL
+) -> Iterator[None]:
+    """Hold an exclusive lock for the duration of an ingest; a second ingest waits for the first (`on_wait`
+    is called once when it has to). Without `server.redis_url`, a file lock in the data dir; with it, also a
+    lock in Redis per Chroma collection and server, which ingests through other replicas take too."""
+    once = _once(on_wait)
+    if settings.server.redis_url is None:
+        with _file_lock(settings.data_dir, once):
+            yield
+        return
+    from rag.shared import Lock, RedisError, connect, namespace, one_line
+
+    where = settings.chroma_url or str(settings.chroma_dir.resolve())
+    key = f"{namespace(settings.store.collection)}:ingest:{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+    with contextlib.closing(connect(settings.server.redis_url)) as client:
+        lock = Lock(client, key, ttl=ttl)
+        try:
+            lock.acquire(once)
+        except RedisError as exc:
+            raise IngestLockError(
+                f"the ingest lock in Redis (server.redis_url) cannot be taken: {one_line(exc)}"
+            ) from None
+        try:
+            with _file_lock(settings.data_dir, once):  # the same data dir stays serialized without Redis too
+                yield
+        finally:
+            lock.release()
+
+
+def _once(call: Callable[[], None] | None) -> Callable[[], None]:
+    called = False
+
+    def first() -> None:
+        nonlocal called
+        if call is not None and not called:
+            called = True
+            call()
+
+    return first
+
+
+@contextlib.contextmanager
+def _file_lock(data_dir: Path, on_wait: Callable[[], None]) -> Iterator[None]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "ingest.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if on_wait:
-                on_wait()
+            on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             handle.write(f"{time.time()}\n")

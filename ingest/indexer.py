@@ -246,7 +246,7 @@ def changing(
     started = time.perf_counter()
     store = store or VectorStore(settings)
     report = report or IngestReport()
-    with ingest_lock(settings.data_dir, on_wait):
+    with ingest_lock(settings, on_wait):
         if reset:
             store.reset()
             Catalog(settings.catalog_path).clear()

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 CALIBRATION = Path(__file__).with_name("calibration.toml")
 SUPPORT = Path(__file__).with_name("support.toml")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 @functools.cache
@@ -322,6 +323,20 @@ class ServerSettings(Section):
     docs: bool = Field(
         True, description="Serve the OpenAPI page at /docs (Swagger UI from the installed package, offline)."
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by the replicas of `rag serve` (and `uvicorn --workers N`), e.g. "
+        "redis://127.0.0.1:6379/0 (also rediss://, unix://): every rate limit (requests, failed keys, feedback) is counted "
+        "there for all of them, and ingests into the same Chroma collection take turns; unset = those limits "
+        "count per process, and the ingest lock is a file in data_dir.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(REDIS_SCHEMES):
+            raise ValueError("takes a redis://, rediss:// or unix:// address, e.g. redis://127.0.0.1:6379/0")
+        return url
 
 
 class UiSettings(Section):

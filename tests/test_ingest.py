@@ -114,7 +114,7 @@ def test_second_ingest_waits_for_the_lock(tmp_path: Path, corpus: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     waited = threading.Event()
     result: list[int] = []
-    with ingest_lock(settings.data_dir):
+    with ingest_lock(settings):
         worker = threading.Thread(
             target=lambda: result.append(ingest([corpus], settings, on_wait=waited.set).chunks_added)
         )

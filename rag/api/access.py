@@ -7,6 +7,7 @@
   allowed `Origin`, and limited per client address and key, so one client cannot exhaust a key for the
   others. Missing and wrong keys are limited per client address. Without server or browser keys, loopback
   clients only. Admin keys (`server.admin_keys`) alone may write documents, and read as server keys do.
+- **Rate limits.** Counted in this process, or in Redis with `server.redis_url` (exact across replicas).
 - **Client addresses.** The connection's peer, unless it is one of `server.trusted_proxies`: then the
   right-most address of `X-Forwarded-For` that is not a trusted proxy (uvicorn's ProxyHeadersMiddleware,
   applied only when proxies are configured).
@@ -19,17 +20,20 @@ import ipaddress
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.api.errors import ApiError
-from rag.settings import ServerSettings
+from rag.settings import ServerSettings, StoreSettings
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+DEFAULT_COLLECTION = StoreSettings().collection
 
 
 def is_loopback(host: str) -> bool:
@@ -79,44 +83,67 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
-class RateLimiter:
-    """A sliding one-minute window of requests per caller; callers without recent hits are forgotten."""
+class Limiter(ABC):
+    """A sliding one-minute window of requests per caller, `per_minute` at most (0 = no limit)."""
 
     def __init__(self, per_minute: int, what: str = "requests") -> None:
-        self.per_minute, self.what, self._lock = per_minute, what, threading.Lock()
-        self._hits: dict[str, deque[float]] = {}
+        self.per_minute, self.what = per_minute, what
 
-    def _recent(self, caller: str, now: float) -> deque[float]:
-        hits = self._hits.setdefault(caller, deque())
-        while hits and hits[0] <= now - 60:
-            hits.popleft()
-        return hits
-
-    def _refuse(self, hits: deque[float], now: float) -> ApiError:
-        wait = max(1, math.ceil(hits[0] + 60 - now))
-        message = f"more than {self.per_minute} {self.what} a minute; retry in {wait} s"
-        return ApiError(429, "rate_limited", message, {"Retry-After": str(wait)})
+    @abstractmethod
+    def hit(self, caller: str, limit: int | None, record: bool) -> float | None:
+        """With `limit` requests of `caller` in the last minute, the seconds until the oldest leaves the
+        window; otherwise None, after counting this request when `record` is on."""
 
     def check(self, caller: str, record: bool = True) -> None:
         """Raise 429 when `caller` is at its limit; otherwise count this request (unless `record` is off)."""
-        if not self.per_minute:
-            return
+        if self.per_minute:
+            wait = self.hit(caller, self.per_minute, record)
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                message = f"more than {self.per_minute} {self.what} a minute; retry in {seconds} s"
+                raise ApiError(429, "rate_limited", message, {"Retry-After": str(seconds)})
+
+    def record(self, caller: str) -> None:
+        """Count a request of `caller` whatever its count."""
+        if self.per_minute:
+            self.hit(caller, None, True)
+
+
+class RateLimiter(Limiter):
+    """The window in this process (each replica counts its own); callers without recent hits are forgotten."""
+
+    def __init__(self, per_minute: int, what: str = "requests") -> None:
+        super().__init__(per_minute, what)
+        self._lock = threading.Lock()
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, caller: str, limit: int | None, record: bool) -> float | None:
         now = time.monotonic()
         with self._lock:
             if len(self._hits) > 10_000:  # many callers: drop the idle ones
                 for idle in [c for c, h in self._hits.items() if not h or h[-1] <= now - 60]:
                     del self._hits[idle]
-            hits = self._recent(caller, now)
-            if len(hits) >= self.per_minute:
-                raise self._refuse(hits, now)
+            hits = self._hits.setdefault(caller, deque())
+            while hits and hits[0] <= now - 60:
+                hits.popleft()
+            if limit is not None and len(hits) >= limit:
+                return hits[0] + 60 - now
             if record:
                 hits.append(now)
+            return None
 
-    def record(self, caller: str) -> None:
-        if self.per_minute:
-            now = time.monotonic()
-            with self._lock:
-                self._recent(caller, now).append(now)
+
+Limiters = Callable[[str, int, str], Limiter]  # (name, per_minute, what) -> a limiter
+
+
+def limiters(server: ServerSettings, collection: str) -> Limiters:
+    """The backend `server.redis_url` chooses: unset, windows in this process; set, windows in Redis that
+    every replica of the index `collection` shares."""
+    if server.redis_url is None:
+        return lambda name, per_minute, what: RateLimiter(per_minute, what)
+    from rag.api.limits import redis_limiters
+
+    return redis_limiters(server.redis_url, collection)
 
 
 @dataclass(frozen=True)
@@ -145,16 +172,20 @@ def _match(token: bytes, keys: list[bytes]) -> int:
 
 
 class Access:
-    """The checks of every /v1 request, in order: failed-key limit, key, origin, rate limit."""
+    """The checks of every /v1 request, in order: failed-key limit, key, origin, rate limit. With
+    `server.redis_url`, the limits are kept in Redis under the index's `collection`."""
 
-    def __init__(self, server: ServerSettings) -> None:
+    def __init__(self, server: ServerSettings, collection: str = DEFAULT_COLLECTION) -> None:
         self.server = server
         self.server_keys = [k.encode() for k in server.api_keys]
         self.browser_keys = [k.encode() for k in server.browser_keys]
         self.admin_keys = [k.encode() for k in server.admin_keys]
-        self.requests = RateLimiter(server.rate_limit_per_minute)
-        self.browser_requests = RateLimiter(server.browser_rate_limit_per_minute)
-        self.failures = RateLimiter(server.auth_failures_per_minute, "requests with a missing or wrong key")
+        self.limiter = limiter = limiters(server, collection)  # also for the app's other limits
+        self.requests = limiter("requests", server.rate_limit_per_minute, "requests")
+        self.browser_requests = limiter("browser", server.browser_rate_limit_per_minute, "requests")
+        self.failures = limiter(
+            "failures", server.auth_failures_per_minute, "requests with a missing or wrong key"
+        )
 
     def origin_allowed(self, origin: str, scheme: str, host: str) -> bool:
         """A listed origin, or the server's own (same scheme and Host, which HostGuard allowed)."""

@@ -27,7 +27,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ingest.catalog import Catalog
 from ingest.indexer import put_document, remove_document
 from ingest.loaders import PUSHED, LoaderError, pushed_document
-from rag.api.access import Access, Attempt, Caller, HostGuard, RateLimiter, allowed_hosts
+from rag.api.access import Access, Attempt, Caller, HostGuard, allowed_hosts
 from rag.api.errors import HANDLED, ApiError, as_api_error
 from rag.api.models import (
     AUTH_ERRORS,
@@ -163,8 +163,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """The API over `pipeline` (built from `settings` on first use when not given)."""
     server = settings.server
     lazy = LazyPipeline(settings, pipeline)
-    access = Access(server)
-    feedback_limit = RateLimiter(server.feedback_per_minute, "feedback posts")
+    access = Access(server, settings.store.collection)
+    feedback_limit = access.limiter("feedback", server.feedback_per_minute, "feedback posts")
     store = FeedbackStore(settings.feedback_path, server.feedback_max_bytes)
     bearer = HTTPBearer(
         auto_error=False, description="A server key (server.api_keys) or a browser key (server.browser_keys)."
