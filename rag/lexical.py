@@ -1,23 +1,25 @@
 """The lexical (BM25) side of retrieval, built at ingest time and persisted beside the vector store.
 
 The index also keeps every chunk's text, metadata and sentence spans, so that query time never re-splits
-sentences. It is written to a temporary folder and renamed into place, so a killed ingest never leaves a
+sentences. They and BM25's score matrix are saved as flat files that a process memory-maps when it loads the
+index: opening it reads the ids and the vocabulary, and a question reads only what it reaches. It is written to a temporary folder and renamed into place, so a killed ingest never leaves a
 half-written index behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from rag.text import sentence_spans, tokenize
 from rag.types import context_line
 
-TOKENIZER_VERSION = "5"  # part of the index stamp: a change of tokenization rebuilds the lexical index
+TOKENIZER_VERSION = "6"  # part of the index stamp: a change of tokenization or format rebuilds the index
 
 
 def index_text(text: str, metadata: dict[str, Any]) -> str:
@@ -47,34 +49,147 @@ def matches(metadata: dict[str, Any], filters: dict[str, Any] | None) -> bool:
     return True
 
 
-def _postings_doc_freq(bm25: Any) -> dict[str, int] | None:
-    """How many chunks hold each token, read off the BM25 index (its score matrix has one column of
-    postings per token), or None when the index does not expose it. Re-tokenizing every chunk instead
-    took 1.6 s of the 1.7 s it takes to load an index of 10,000 chunks."""
-    import numpy as np
+class Postings:
+    """BM25's precomputed score matrix in compressed sparse columns (one column of postings per token: the
+    chunks that hold it and the token's BM25 score in each), as bm25s builds it, and its vocabulary. A
+    query's scores are the sums of its tokens' columns, so searching needs neither bm25s nor the matrix in
+    memory: the saved arrays are memory-mapped and only the columns of a question's words are read."""
 
-    scores, vocab = getattr(bm25, "scores", None), getattr(bm25, "vocab_dict", None)
-    if not isinstance(scores, dict) or "indptr" not in scores or not vocab:
-        return None
-    counts = np.diff(scores["indptr"])
-    return {token: int(counts[i]) for token, i in vocab.items() if token and counts[i]}
+    FILES = ("postings_data.npy", "postings_indices.npy", "postings_indptr.npy")
+
+    def __init__(self, data: Any, indices: Any, indptr: Any, vocab: dict[str, int], size: int) -> None:
+        self.data, self.indices, self.indptr, self.vocab, self.size = data, indices, indptr, vocab, size
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> Postings:
+        import bm25s
+        import numpy as np
+
+        if not token_lists:
+            empty = np.zeros(0, np.float32)
+            return cls(empty, np.zeros(0, np.int32), np.zeros(1, np.int64), {}, 0)
+        bm25 = bm25s.BM25()
+        bm25.index(token_lists, show_progress=False)
+        m = bm25.scores
+        return cls(m["data"], m["indices"], m["indptr"], dict(bm25.vocab_dict), len(token_lists))
+
+    def save(self, folder: Path) -> None:
+        import numpy as np
+
+        for name, array in zip(self.FILES, (self.data, self.indices, self.indptr), strict=True):
+            np.save(folder / name, array)
+        (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> Postings:
+        import numpy as np
+
+        data, indices, indptr = (np.load(folder / name, mmap_mode="r") for name in cls.FILES)
+        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        columns = len(indptr) - 1  # bm25s gives the empty token an id but no column
+        if not 0 <= columns <= len(vocab) or len(data) != len(indices) or int(indptr[-1]) != len(data):
+            raise ValueError("inconsistent postings")
+        return cls(data, indices, indptr, vocab, size)
+
+    def doc_freq(self) -> dict[str, int]:
+        """How many chunks hold each token (the length of its column)."""
+        import numpy as np
+
+        counts = np.diff(np.asarray(self.indptr))
+        return {t: int(counts[i]) for t, i in self.vocab.items() if t and i < len(counts) and counts[i]}
+
+    def scores(self, tokens: list[str]) -> Any:
+        """Every chunk's BM25 score for the tokens (a repeated token counts again, as in bm25s)."""
+        import numpy as np
+
+        last = len(self.indptr) - 1
+        columns = [c for t in tokens if (c := self.vocab.get(t, last)) < last]
+        if not columns:
+            return np.zeros(self.size)
+        spans = [(int(self.indptr[c]), int(self.indptr[c + 1])) for c in columns]
+        rows = np.concatenate([self.indices[a:b] for a, b in spans])
+        weights = np.concatenate([self.data[a:b] for a, b in spans]).astype(np.float64)
+        return np.bincount(rows, weights=weights, minlength=self.size)
+
+
+class StoredRecords(Sequence[Record]):
+    """The chunk records of a saved index, read on demand: texts, metadata and sentence spans stay in
+    memory-mapped files (at 100,000 chunks, holding them as Python objects cost more memory than the rest
+    of the process), and only the chunks a question reaches are decoded."""
+
+    def __init__(self, folder: Path) -> None:
+        import numpy as np
+
+        self.ids: list[str] = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        n = len(self.ids)
+        self._texts, self._metadata = _mapped(folder / "texts.bin"), _mapped(folder / "metadata.bin")
+        self._offsets = np.load(folder / "offsets.npy", mmap_mode="r")  # (n + 1, 3): text, metadata, sentence
+        self._spans = np.load(folder / "sentences.npy", mmap_mode="r")  # (m, 2)
+        if self._offsets.shape != (n + 1, 3) or int(self._offsets[-1, 2]) != len(self._spans):
+            raise ValueError("inconsistent records")
+        if int(self._offsets[-1, 0]) != len(self._texts) or int(self._offsets[-1, 1]) != len(self._metadata):
+            raise ValueError("inconsistent records")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        (t0, m0, s0), (t1, m1, s1) = self._offsets[i].tolist(), self._offsets[i + 1].tolist()
+        return Record(
+            self.ids[i],
+            bytes(self._texts[t0:t1]).decode("utf-8"),
+            json.loads(bytes(self._metadata[m0:m1])),
+            [(a, b) for a, b in self._spans[s0:s1].tolist()],
+        )
+
+    @staticmethod
+    def save(records: Sequence[Record], folder: Path) -> None:
+        import numpy as np
+
+        offsets = np.zeros((len(records) + 1, 3), np.int64)
+        spans: list[tuple[int, int]] = []
+        with open(folder / "texts.bin", "wb") as texts, open(folder / "metadata.bin", "wb") as metadata:
+            for i, r in enumerate(records):
+                texts.write(r.text.encode("utf-8"))
+                metadata.write(json.dumps(r.metadata, ensure_ascii=False).encode("utf-8"))
+                spans.extend(r.sentences)
+                offsets[i + 1] = (texts.tell(), metadata.tell(), len(spans))
+        np.save(folder / "offsets.npy", offsets)
+        np.save(folder / "sentences.npy", np.array(spans, np.int32).reshape(-1, 2))
+        (folder / "ids.json").write_text(json.dumps([r.id for r in records]), encoding="utf-8")
+
+
+def _mapped(path: Path) -> Any:
+    """The file's bytes, memory-mapped (an empty file as empty bytes: mmap refuses length 0)."""
+    import mmap
+
+    with open(path, "rb") as handle:
+        if not os.fstat(handle.fileno()).st_size:
+            return b""
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class LexicalIndex:
     """BM25 over every chunk, plus the chunk records themselves."""
 
-    def __init__(self, records: list[Record], bm25: Any) -> None:
+    def __init__(self, records: Sequence[Record], postings: Postings, kinds: dict[str, list[int]]) -> None:
         import math
 
         self.records = records
-        self.bm25 = bm25
-        self.position = {r.id: i for i, r in enumerate(records)}
-        doc_freq = _postings_doc_freq(bm25) if records else {}
-        if doc_freq is None:
-            doc_freq = {}
-            for r in records:
-                for token in set(tokenize(index_text(r.text, r.metadata))):
-                    doc_freq[token] = doc_freq.get(token, 0) + 1
+        self.postings = postings
+        self.kinds = kinds  # positions of the chunks of each metadata `kind`
+        ids = records.ids if isinstance(records, StoredRecords) else [r.id for r in records]
+        self.position = {cid: i for i, cid in enumerate(ids)}
+        doc_freq = postings.doc_freq()
         n = max(len(records), 1)
         # BM25's idf, floored so that a word in every chunk still counts a little.
         self.idf = {t: max(math.log(1 + (n - df + 0.5) / (df + 0.5)), 0.05) for t, df in doc_freq.items()}
@@ -91,31 +206,30 @@ class LexicalIndex:
         at = self.position.get(chunk_id)
         return self.records[at].sentences if at is not None else sentence_spans(text)
 
+    def of_kind(self, kind: str) -> list[Record]:
+        """The chunks whose metadata `kind` is `kind` (e.g. a thread's comments)."""
+        return [self.records[i] for i in self.kinds.get(kind, [])]
+
     @classmethod
     def build(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> LexicalIndex:
-        import bm25s
-
         records = [Record(cid, text, meta, sentence_spans(text)) for cid, text, meta in items]
         records.sort(
             key=lambda r: (str(r.metadata.get("path", "")), int(r.metadata.get("position", 0)), r.id)
         )
-        bm25 = bm25s.BM25()
-        if records:
-            bm25.index(
-                [tokenize(index_text(r.text, r.metadata)) or [""] for r in records], show_progress=False
-            )
-        return cls(records, bm25)
+        postings = Postings.build([tokenize(index_text(r.text, r.metadata)) or [""] for r in records])
+        kinds: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            kinds.setdefault(str(r.metadata.get("kind", "")), []).append(i)
+        return cls(records, postings, kinds)
 
     def save(self, folder: Path) -> None:
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if self.records:
-            self.bm25.save(str(tmp / "bm25"), show_progress=False)
-        with open(tmp / "records.jsonl", "w", encoding="utf-8") as out:
-            for r in self.records:
-                out.write(json.dumps([r.id, r.text, r.metadata, r.sentences], ensure_ascii=False) + "\n")
-        (tmp / "stamp").write_text(stamp(r.id for r in self.records))
+        self.postings.save(tmp)
+        StoredRecords.save(self.records, tmp)
+        (tmp / "kinds.json").write_text(json.dumps(self.kinds), encoding="utf-8")
+        (tmp / "stamp").write_text(stamp(self.position))
         (tmp / "version").write_text(TOKENIZER_VERSION)
         old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -127,33 +241,36 @@ class LexicalIndex:
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex | None:
         """The saved index, or None when there is none (or it is unreadable)."""
-        import bm25s
-
         try:
             if (folder / "version").read_text().strip() != TOKENIZER_VERSION:
                 return None
-            with open(folder / "records.jsonl", encoding="utf-8") as lines:
-                records = [Record(i, t, m, [tuple(s) for s in ss]) for i, t, m, ss in map(json.loads, lines)]
-            bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if records else bm25s.BM25()
+            records = StoredRecords(folder)
+            postings = Postings.load(folder, len(records))
+            kinds = json.loads((folder / "kinds.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None
-        return cls(records, bm25)
+        return cls(records, postings, kinds)
 
     def search(self, query: str, k: int, filters: dict[str, Any] | None = None) -> list[tuple[Record, float]]:
-        """The `k` best records for `query` with a positive BM25 score, best first."""
+        """The `k` best records for `query` with a positive BM25 score, best first (ties: index order)."""
         import numpy as np
 
         tokens = tokenize(query)
-        if not self.records or not tokens:
+        if not self.records or not tokens or k < 1:
             return []
-        scores = self.bm25.get_scores(tokens)
-        if filters:
-            mask = np.fromiter((matches(r.metadata, filters) for r in self.records), bool, len(self.records))
-            scores = np.where(mask, scores, 0.0)
-        k = min(k, len(self.records))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.records[i], float(scores[i])) for i in top if scores[i] > 0]
+        scores = self.postings.scores(tokens)
+        hits = np.flatnonzero(scores > 0)
+        if not filters and len(hits) > k:
+            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
+        hits = hits[np.lexsort((hits, -scores[hits]))]
+        found: list[tuple[Record, float]] = []
+        for i in hits:  # with filters: the best first, until k match
+            record = self.records[int(i)]
+            if matches(record.metadata, filters):
+                found.append((record, float(scores[i])))
+                if len(found) == k:
+                    break
+        return found
 
 
 def stamp(ids: Iterable[str]) -> str:

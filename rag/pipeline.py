@@ -95,7 +95,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         if self.doctypes is None:
-            self.doctypes = plugins(self.lexical.records)
+            self.doctypes = plugins(self.lexical)
 
     def load_model(self) -> None:
         """Load the embedding model now, at start-up, rather than in the first question's answer."""

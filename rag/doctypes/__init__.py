@@ -6,21 +6,19 @@ questions about the documents' structure from their metadata (`answer`). Today: 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rag.doctypes.base import DocumentType, Structured
-from rag.lexical import Record
+from rag.lexical import LexicalIndex
 from rag.types import Passage
 
 __all__ = ["DocumentType", "Structured", "plugins"]
 
 
-def plugins(records: Iterable[Record]) -> list[DocumentType]:
+def plugins(index: LexicalIndex) -> list[DocumentType]:
     """The plug-ins for the document types present in the index (each takes only its own chunks)."""
     from rag.doctypes.thread import ThreadType
 
     found: list[DocumentType] = []
-    comments = [Passage(r.id, r.text, r.metadata) for r in records if r.metadata.get("kind") == "comment"]
+    comments = [Passage(r.id, r.text, r.metadata) for r in index.of_kind("comment")]
     if comments:
         found.append(ThreadType(comments))
     return found
