@@ -418,6 +418,25 @@ def _cold(command: list[str], cfg: BenchConfig, **env: str) -> Result:
     }
 
 
+def import_times(command: list[str], cfg: BenchConfig, top: int = 8, **env: str) -> list[Result]:
+    """The modules a cold `rag ask` imports at the top level (itself, or lazily in a function), by their
+    cumulative import time (`python -X importtime`), slowest first."""
+    if command[3:4] == ["-c"]:  # no `rag` script next to the interpreter: nothing to time
+        return []
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=cfg.workdir, env=_env(cfg.workdir, **env)
+    )
+    totals: dict[str, int] = {}
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if not name.startswith("  ") and cumulative.strip().isdigit():  # a top-level import
+                module = name.strip()
+                totals[module] = totals.get(module, 0) + int(cumulative)
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [{"module": name, "ms": round(us / 1000, 1)} for name, us in ranked]
+
+
 def _summary(runs: list[Result]) -> Result:
     return {
         "to_answer_s": round(statistics.median(r["to_answer_s"] for r in runs), 3),
@@ -550,11 +569,15 @@ def run(
     result["cold_ask"] = {"question": COLD_QUESTION}
     if ours:
         result["cold_ask"] |= {"ours": _summary(ours), "peer": _summary(peer)}
+        imports = [sys.executable, "-X", "importtime", *ours_cmd, "ask", COLD_QUESTION]
+        result["cold_ask"]["imports"] = import_times(imports, cfg, RAG_DATA_DIR=str(work / "ours-default"))
     if cfg.load_requests:
         progress("HTTP load…")
         questions = [c.question for c in cases(cfg) if not c.history]
         total = min(cfg.load_requests, 25 * len(questions))  # a run on a few dev questions stays short
         result["http_load"] = http_load(work / "ours-default", questions, total)
+        progress("scaling out…")
+        result["scale_out"] = scale_out(cfg, questions, total)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["targets"] = targets(result)
@@ -615,6 +638,128 @@ def http_load(data_dir: Path, questions: Sequence[str], total: int, concurrency:
     }
 
 
+def _fire(urls: Sequence[str], questions: Sequence[str], total: int, concurrency: int) -> Result:
+    """`total` questions at `concurrency`, sent to `urls` in turn (a round-robin load balancer), after one
+    warm-up pass over every server: latency percentiles, throughput, errors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with httpx.Client(timeout=300) as client:
+        for url in urls:
+            for question in questions:
+                client.post(f"{url}/v1/ask", json={"question": question})
+
+        def one(i: int) -> tuple[int, float]:
+            begun = time.perf_counter()
+            url, question = urls[i % len(urls)], questions[i % len(questions)]
+            try:
+                status = client.post(f"{url}/v1/ask", json={"question": question}).status_code
+            except httpx.HTTPError:
+                status = 0
+            return status, (time.perf_counter() - begun) * 1000
+
+        begun = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, range(total)))
+        elapsed = time.perf_counter() - begun
+    return {
+        "requests": total,
+        "errors": sum(status != 200 for status, _ in results),
+        "throughput_rps": round(total / elapsed, 2),
+        **percentiles([ms for _, ms in results]),
+    }
+
+
+def scale_out(cfg: BenchConfig, questions: Sequence[str], total: int, concurrency: int = 20) -> Result:
+    """`rag serve` processes over one Chroma server (`chroma run` on ours' default index): one replica, two
+    replicas with their own empty data dirs (requests alternate between them), and one server with
+    `--workers 2`; each answers the same load."""
+    import socket
+
+    def port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    def wait(url: str, proc: subprocess.Popen[bytes]) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"{url} did not come up (see the work folder's scale-*.log)")
+
+    work = Path(cfg.workdir)
+    chroma_port = port()
+    chroma_bin = Path(sys.executable).with_name("chroma")
+    env = _env(
+        cfg.workdir,
+        RAG_CHROMA_URL=f"http://127.0.0.1:{chroma_port}",
+        RAG_SERVER__RATE_LIMIT_PER_MINUTE="0",
+        ANONYMIZED_TELEMETRY="False",
+    )
+    started: list[subprocess.Popen[bytes]] = []
+
+    def launch(command: list[str], log: str, **extra: str) -> subprocess.Popen[bytes]:
+        with open(work / log, "wb") as out:
+            proc = subprocess.Popen(
+                command, cwd=work, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT
+            )
+        started.append(proc)
+        return proc
+
+    def serve(name: str, *extra: str) -> str:
+        at = port()
+        rag = [str(Path(sys.executable).with_name("rag")), "serve", "--port", str(at), *extra]
+        proc = launch(rag, f"scale-{name}.log", RAG_DATA_DIR=str(work / f"scale-{name}"))
+        wait(f"http://127.0.0.1:{at}/healthz", proc)
+        return f"http://127.0.0.1:{at}"
+
+    def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    out: Result = {"requests": total, "concurrency": concurrency}
+    try:
+        chroma = launch(
+            [
+                str(chroma_bin),
+                "run",
+                "--path",
+                str(work / "ours-default" / "chroma"),
+                "--port",
+                str(chroma_port),
+            ],
+            "scale-chroma.log",
+        )
+        wait(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", chroma)
+        for label, servers in (
+            ("1 replica", [()]),
+            ("2 replicas", [(), ()]),
+            ("--workers 2", [("--workers", "2")]),
+        ):
+            before = len(started)
+            urls = [
+                serve(f"{label.replace(' ', '-').strip('-')}-{i}", *extra) for i, extra in enumerate(servers)
+            ]
+            out[label] = _fire(urls, questions, total, concurrency)
+            stop(started[before:])
+    finally:
+        stop([p for p in started if p.poll() is None])
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -630,8 +775,8 @@ def targets(r: Result) -> list[Result]:
     """The issue's targets, each with the measured value and whether it is met (None: not measured)."""
     ours_q, peer_q, ingest = _get(r, "query", "ours"), _get(r, "query", "peer"), _get(r, "ingest", "ours")
     rows = [
-        ("retrieval p50 at 10,000 chunks", _get(ours_q, "10000", "retrieval", "p50_ms"), "<=", 15, "ms"),
-        ("retrieval p50 at 100,000 chunks", _get(ours_q, "100000", "retrieval", "p50_ms"), "<=", 60, "ms"),
+        ("retrieval p50 at 10,000 chunks", _get(ours_q, "10000", "retrieval", "p50_ms"), "<=", 10, "ms"),
+        ("retrieval p50 at 100,000 chunks", _get(ours_q, "100000", "retrieval", "p50_ms"), "<=", 25, "ms"),
         ("answer p50, default corpus, warm", _get(ours_q, "default", "answer", "p50_ms"), "<=", 100, "ms"),
         (
             "ingest throughput, larger corpus",
@@ -642,7 +787,23 @@ def targets(r: Result) -> list[Result]:
         ),
         ("re-ingest of the unchanged corpus", _get(ingest, "unchanged_default", "seconds"), "<=", 1, "s"),
         ("chunks embedded by that re-ingest", _get(ingest, "unchanged_default", "embedded"), "<=", 0, ""),
-        ("cold `rag ask` to printed answer", _get(r, "cold_ask", "ours", "to_answer_s"), "<=", 6, "s"),
+        ("cold `rag ask` to printed answer", _get(r, "cold_ask", "ours", "to_answer_s"), "<=", 2, "s"),
+        # issue 14 (faster on CPU)
+        (
+            "ingest throughput, larger corpus, on CPU",
+            _get(ingest, "cold_large", "chunks_per_s"),
+            ">=",
+            80,
+            "chunks/s",
+        ),
+        ("question embedding p50", _get(ours_q, "default", "query_embedding", "p50_ms"), "<=", 6, "ms"),
+        (
+            "peak RSS at 100,000 chunks, MB (<= the tutorial's)",
+            _get(ours_q, "100000", "peak_rss_mb"),
+            "<=",
+            _get(peer_q, "100000", "peak_rss_mb"),
+            "",
+        ),
         ("evidence recall@5, dev set", _get(ours_q, "default", "quality", "evidence_recall"), ">=", 0.95, ""),
     ]
     for metric in ("evidence_recall@4", "mrr@4"):
@@ -790,6 +951,12 @@ def render_markdown(r: Result) -> str:
                   f"{len(cold['ours']['runs'])}): ours is `rag ask`, to its printed answer; the tutorial's "
                   "prints its four passages.", ""]  # fmt: skip
         lines += table(COLD, _get(cold, "ours"), _get(cold, "peer"))
+        if cold.get("imports"):
+            slowest = ", ".join(f"{i['module']} {i['ms']:,.0f} ms" for i in cold["imports"])
+            lines += [
+                "",
+                f"What ours imports, slowest first (`python -X importtime`, cumulative): {slowest}.",
+            ]
     load = _get(r, "http_load")
     if load:
         lines += ["", "## HTTP load", "", f"`rag serve` (uvicorn, loopback) answering {load['requests']} dev-set "
@@ -799,6 +966,19 @@ def render_markdown(r: Result) -> str:
                   "|---:|---:|---:|---:|---:|",
                   f"| {load['errors']} | {load['throughput_rps']} | {load['p50_ms']} | {load['p95_ms']} | "
                   f"{load['peak_rss_growth_mb']} |"]  # fmt: skip
+    scale = _get(r, "scale_out")
+    if scale:
+        lines += ["", "## Scaling out", "", f"`rag serve` processes over one Chroma server (`chroma run` on the "
+                  f"default index), {scale['requests']} dev-set questions at concurrency {scale['concurrency']} "
+                  "after a warm-up pass; two replicas start on empty data dirs (their lexical index and catalog "
+                  "come from the store) and take requests in turn, as behind a round-robin load balancer. "
+                  "The machine has 2 cores, which all of them share.", "",
+                  "| servers | errors | throughput (answers/s) | latency p50 (ms) | latency p95 (ms) |",
+                  "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for label in ("1 replica", "2 replicas", "--workers 2"):
+            row = scale.get(label) or {}
+            lines.append(f"| {label} | {row.get('errors', '–')} | {row.get('throughput_rps', '–')} | "
+                         f"{row.get('p50_ms', '–')} | {row.get('p95_ms', '–')} |")  # fmt: skip
     lines += ["", "## Method", "", *(f"- {line}" for line in r.get("method", METHOD)), ""]
     return "\n".join(lines)
 

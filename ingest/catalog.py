@@ -10,8 +10,8 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.settings import Settings
@@ -45,6 +45,13 @@ class DocumentRecord:
     meta: dict[str, str]
     ingested_at: float
     outline: list[dict[str, object]] = field(default_factory=list)  # Document.outline(): for display
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> DocumentRecord:
+        return cls(**json.loads(text))
 
 
 class CatalogError(RuntimeError):
@@ -81,21 +88,13 @@ class Catalog:
 
     def put(self, record: DocumentRecord) -> None:
         with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.path,
-                    record.source,
-                    record.title,
-                    record.loader,
-                    record.sha256,
-                    record.text,
-                    record.chunks,
-                    json.dumps(record.meta),
-                    record.ingested_at,
-                    json.dumps(record.outline),
-                ),
-            )
+            db.execute(_INSERT, _row(record))
+
+    def replace_documents(self, records: Iterable[DocumentRecord]) -> None:
+        """Make the documents exactly `records` (the state is kept), in one transaction."""
+        with self._db() as db:
+            db.execute("DELETE FROM documents")
+            db.executemany(_INSERT, map(_row, records))
 
     def remove(self, paths: list[str]) -> None:
         with self._db() as db:
@@ -142,6 +141,16 @@ class Catalog:
         return str(row[0]) if row else None
 
 
+_INSERT = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _row(r: DocumentRecord) -> tuple[object, ...]:
+    return (
+        r.path, r.source, r.title, r.loader, r.sha256, r.text, r.chunks, json.dumps(r.meta), r.ingested_at,
+        json.dumps(r.outline),
+    )  # fmt: skip
+
+
 def _record(row: tuple[object, ...]) -> DocumentRecord:
     path, source, title, loader, sha, text, chunks, meta, at, outline = row
     return DocumentRecord(
@@ -166,7 +175,7 @@ def ingest_lock(
     lock in Redis per Chroma collection and server, which ingests through other replicas take too."""
     once = _once(on_wait)
     if settings.server.redis_url is None:
-        with _file_lock(settings.data_dir, once):
+        with data_dir_lock(settings.data_dir, once):
             yield
         return
     from rag.shared import Lock, RedisError, connect, namespace, one_line
@@ -182,7 +191,7 @@ def ingest_lock(
                 f"the ingest lock in Redis (server.redis_url) cannot be taken: {one_line(exc)}"
             ) from None
         try:
-            with _file_lock(settings.data_dir, once):  # the same data dir stays serialized without Redis too
+            with data_dir_lock(settings.data_dir, once):  # the same data dir stays serialized without Redis too
                 yield
         finally:
             lock.release()
@@ -201,7 +210,8 @@ def _once(call: Callable[[], None] | None) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def _file_lock(data_dir: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+def data_dir_lock(data_dir: Path, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """The data dir's own lock: ingests into it, and a server catching up with the store, take turns."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "ingest.lock", "w") as handle:
         try:

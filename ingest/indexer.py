@@ -29,6 +29,7 @@ import numpy as np
 from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
+from ingest.replica import publish
 from rag.embeddings import BULK, Embedder
 from rag.lexical import index_text, read_stamp, rebuild, stamp
 from rag.settings import Settings
@@ -199,14 +200,16 @@ class Sync:
             store.delete(self.to_delete)
 
         now = time.time()
+        written = []
         for doc, chunks, added in self.loaded:
-            catalog.put(
+            written.append(
                 DocumentRecord(
                     str(doc.path), doc.source, doc.title, doc.loader,
                     hashlib.sha256(doc.text.encode()).hexdigest(), doc.text, len(chunks), doc.meta, now,
                     doc.outline(),
                 )
             )  # fmt: skip
+            catalog.put(written[-1])
             report.documents.append(
                 {
                     "source": doc.source,
@@ -229,6 +232,7 @@ class Sync:
         final_ids -= set(self.to_delete)
         if report.changed or read_stamp(self.settings.lexical_dir) != stamp(final_ids):
             rebuild(self.settings.lexical_dir, store.iter_records(include_text=True))
+        publish(self.settings, store, written, self.removed, report.changed or reset)
 
 
 @contextlib.contextmanager
@@ -250,7 +254,11 @@ def changing(
         if reset:
             store.reset()
             Catalog(settings.catalog_path).clear()
-        yield Sync(settings, embedder or Embedder(settings.embedding.for_ingest()), store, report)
+        if reset or store.count() == 0:  # a new index records the embedding that writes it
+            embedder = embedder or Embedder(settings.embedding.for_ingest())
+            store.record_info(**embedder.settings.identity())
+        embedder = embedder or Embedder(settings.embedding.for_index(store.info()).for_ingest())
+        yield Sync(settings, embedder, store, report)
     report.seconds = time.perf_counter() - started
 
 

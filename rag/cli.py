@@ -677,6 +677,15 @@ def serve(
     port: Annotated[
         int | None, typer.Option("--port", min=1, max=65535, help="Port (default: server.port).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes (uvicorn's); each loads the model and the index.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API and the wiki widget (/docs, /widget.js, /widget/demo)."""
     settings = settings_from(ctx)
@@ -693,7 +702,7 @@ def serve(
         )
     import uvicorn
 
-    pipeline = _warm(settings)
+    pipeline = _warm(settings) if workers == 1 else None
     typer.echo(f"API on http://{host}:{port} (docs: /docs, widget demo: /widget/demo)", err=True)
     if not is_loopback(host) and not server.allowed_hosts:
         typer.echo(
@@ -701,7 +710,23 @@ def serve(
             "are listed in server.allowed_hosts",
             err=True,
         )
-    uvicorn.Server(server_config(create_app(settings, pipeline), host, port, log_level="info")).run()
+    if workers == 1:
+        uvicorn.Server(server_config(create_app(settings, pipeline), host, port, log_level="info")).run()
+        return
+    from rag.api.app import WORKER_SETTINGS
+
+    if server.redis_url is None:
+        typer.echo(
+            f"note: rate limits are counted in each of the {workers} workers; set server.redis_url to share them",
+            err=True,
+        )
+    os.environ[WORKER_SETTINGS] = settings.model_dump_json()
+    from uvicorn.supervisors import Multiprocess
+
+    config = server_config(
+        "rag.api.app:worker_app", host, port, factory=True, workers=workers, log_level="info"
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()  # what uvicorn.run does for workers > 1
 
 
 def _warm(settings: Settings) -> Any:

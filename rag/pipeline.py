@@ -274,7 +274,11 @@ def _joiner(text: str) -> str:
 
 
 def load_lexical(settings: Settings, store: VectorStore) -> LexicalIndex:
-    """The persisted lexical index, rebuilt from the store when missing or out of date."""
+    """The persisted lexical index, rebuilt from the store when missing or out of date (another process
+    changed the index: `ingest.replica`)."""
+    from ingest.replica import catch_up
+
+    catch_up(settings, store)
     index = LexicalIndex.load(settings.lexical_dir)
     if index is None or len(index.records) != store.count():
         index = rebuild(settings.lexical_dir, store.iter_records(include_text=True))
@@ -289,8 +293,8 @@ def build_pipeline(
     generator: Generator | None = None,
 ) -> Pipeline:
     """Wire the pipeline from settings. Loads the lexical index; the embedding model loads on first use."""
-    embedder = embedder or Embedder(settings.embedding)
     store = store or VectorStore(settings)
+    embedder = embedder or Embedder(settings.embedding.for_index(store.info()))
     lexical = load_lexical(settings, store)
     r, a = settings.retrieval, settings.answer
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)

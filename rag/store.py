@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 Metadata = dict[str, Any]
 _PAGE = 5000
+SHELF = ".documents"  # the companion collection of the documents themselves: "{collection}.documents"
 
 
 class StoreError(RuntimeError):
@@ -73,11 +74,13 @@ class VectorStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._collection: Any = None
+        self._client: Any = None
+        self._shelf: Any = None
 
     @property
     def collection(self) -> Any:
         if self._collection is None:
-            client = _client(self.settings)
+            client = self._client = _client(self.settings)
             try:
                 self._collection = client.get_or_create_collection(
                     self.settings.store.collection,
@@ -95,6 +98,18 @@ class VectorStore:
             raise
         except Exception as exc:
             raise StoreError(f"vector store {what} failed: {_reason(exc)}") from None
+
+    def info(self) -> Metadata:
+        """The collection's own metadata (what ingests recorded: the embedding that wrote the vectors, the
+        index version), read afresh, so that a change made by another process shows."""
+        name = self.collection.name
+        fresh = self._call("read", self._client.get_collection, name=name, embedding_function=None)
+        return dict(fresh.metadata or {})
+
+    def record_info(self, **values: str | int | float | bool) -> None:
+        """Add `values` to the collection's metadata (ingests take turns, so there is no lost update)."""
+        merged = {**self.info(), **values}
+        self._call("update", self.collection.modify, metadata=merged)
 
     def count(self) -> int:
         return int(self._call("count", self.collection.count))
@@ -175,14 +190,68 @@ class VectorStore:
         )
         return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
 
+    # ---- the documents themselves, for every process's catalog ----
+
+    @property
+    def shelf(self) -> Any:
+        """The companion collection holding each ingested document (its catalog record, as JSON, under its
+        key), so that a process that did not ingest it can show it. Chroma keeps a vector per record: a
+        constant one-dimensional one."""
+        if self._shelf is None:
+            self.collection  # noqa: B018 (opens the client)
+            try:
+                self._shelf = self._client.get_or_create_collection(
+                    self.settings.store.collection + SHELF, embedding_function=None
+                )
+            except Exception as exc:
+                raise StoreError(f"cannot open the documents collection: {_reason(exc)}") from None
+        return self._shelf
+
+    def put_documents(self, documents: dict[str, tuple[str, str]]) -> None:
+        """Store documents as {key: (JSON, fingerprint)}."""
+        keys = list(documents)
+        for i in range(0, len(keys), 100):
+            page = keys[i : i + 100]
+            self._call(
+                "upsert",
+                self.shelf.upsert,
+                ids=page,
+                embeddings=[[1.0]] * len(page),
+                documents=[documents[k][0] for k in page],
+                metadatas=[{"fingerprint": documents[k][1]} for k in page],
+            )
+
+    def document_fingerprints(self, keys: Sequence[str]) -> dict[str, str]:
+        """{key: fingerprint} of the stored documents among `keys`."""
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), _PAGE):
+            page = self._call("read", self.shelf.get, ids=list(keys[i : i + _PAGE]), include=["metadatas"])
+            for key, meta in zip(page["ids"], page["metadatas"], strict=True):
+                found[key] = str((meta or {}).get("fingerprint", ""))
+        return found
+
+    def delete_documents(self, keys: Sequence[str]) -> None:
+        for i in range(0, len(keys), _PAGE):
+            self._call("delete", self.shelf.delete, ids=list(keys[i : i + _PAGE]))
+
+    def iter_documents(self) -> Iterator[tuple[str, str]]:
+        """Every stored document as (key, JSON), in pages."""
+        total = int(self._call("count", self.shelf.count))
+        for offset in range(0, total, 100):  # documents can be large: small pages
+            page = self._call("read", self.shelf.get, include=["documents"], limit=100, offset=offset)
+            yield from zip(page["ids"], page["documents"], strict=True)
+
     def reset(self) -> None:
-        """Drop the collection (all chunks). An embedded index that cannot even be opened is deleted."""
-        self._collection = None
+        """Drop the collection (all chunks) and its documents. An embedded index that cannot even be
+        opened is deleted."""
+        self._collection = self._client = self._shelf = None
         name = self.settings.store.collection
         try:
             client = _client(self.settings)
-            if any(c.name == name for c in client.list_collections()):
-                client.delete_collection(name)
+            present = {c.name for c in client.list_collections()}
+            for doomed in (name, name + SHELF):
+                if doomed in present:
+                    client.delete_collection(doomed)
         except Exception as exc:
             if self.settings.chroma_url:
                 raise StoreError(f"cannot reset the collection: {_reason(exc)}") from None

@@ -117,7 +117,7 @@ def _result() -> dict[str, object]:
 
 def test_targets_are_met_missed_or_not_measured() -> None:
     found = {t["target"]: t["met"] for t in targets(_result())}
-    assert found["retrieval p50 at 10,000 chunks"] is True
+    assert found["retrieval p50 at 10,000 chunks"] is False  # 12 ms against 10
     assert found["retrieval p50 at 100,000 chunks"] is None
     assert found["answer p50, default corpus, warm"] is True
     assert found["ingest throughput, larger corpus"] is True
@@ -125,6 +125,8 @@ def test_targets_are_met_missed_or_not_measured() -> None:
     assert found["cold `rag ask` to printed answer"] is False
     assert found["evidence_recall@4 >= the tutorial's"] is True
     assert found["mrr@4 >= the tutorial's"] is None
+    assert found["ingest throughput, larger corpus, on CPU"] is True  # 300 chunks/s against 80
+    assert found["peak RSS at 100,000 chunks, MB (<= the tutorial's)"] is None  # no 100,000-chunk stage
 
 
 def test_markdown_shows_ratios_and_what_the_tutorial_cannot_do() -> None:
@@ -137,7 +139,7 @@ def test_markdown_shows_ratios_and_what_the_tutorial_cannot_do() -> None:
     )
     assert "| re-ingest, unchanged default corpus (s) | 0.400 | 2.00 | 0.20× | lower |" in text
     assert "| fact recall | – | n/a (needs an LLM) | – | higher |" in text
-    assert "| cold `rag ask` to printed answer (<= 6 s) | 7.00 s | **no** |" in text
+    assert "| cold `rag ask` to printed answer (<= 2 s) | 7.00 s | **no** |" in text
     assert "Test CPU, 2 cores, 8.0 GB RAM" in text and "`rag bench --quick`" in text
     assert "| evidence recall@4 | 0.900 | 0.600 | 1.50× | higher |" in text
 

@@ -3,10 +3,8 @@ processes, and clear refusals when Redis is down. A real `redis-server` runs on 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,44 +24,11 @@ from rag.api.access import Access, Attempt
 from rag.api.errors import ApiError
 from rag.settings import ServerSettings, Settings, load_settings
 
-from .conftest import BIN, free_port
+from .conftest import BIN, free_port, redis_server
 from .test_api import running, server_settings
 
 KEY = "replica-test-key"
 CHROMA = "http://chroma.internal:8000"  # the Chroma server the replicas share (never contacted here)
-REDIS_SERVER = shutil.which("redis-server")
-
-
-@contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A `redis-server` on a free loopback port, without persistence; yields its URL once it answers PING."""
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server; .ci/run does)")
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [*command, "--daemonize", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=1)
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"redis-server exited with {process.returncode}"
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not answer PING"
-                time.sleep(0.02)
-        client.close()
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

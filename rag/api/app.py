@@ -10,6 +10,7 @@ a wiki's webhooks); OpenAPI at /docs. Who may call what is `rag.api.access`; eve
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from ingest.catalog import Catalog
 from ingest.indexer import put_document, remove_document
 from ingest.loaders import PUSHED, LoaderError, pushed_document
+from ingest.replica import catch_up, local_version
 from rag.api.access import Access, Attempt, Caller, HostGuard, allowed_hosts
 from rag.api.errors import HANDLED, ApiError, as_api_error
 from rag.api.models import (
@@ -61,17 +63,44 @@ log = logging.getLogger("rag.api")
 
 
 class LazyPipeline:
-    """The pipeline, built on first use (once per process, guarded by a lock); a failed build is retried."""
+    """The pipeline, built on first use (once per process, guarded by a lock); a failed build is retried.
+    Every `server.sync_seconds` a request also starts a check, in the background, of whether another
+    process changed the index; if so the data dir catches up and the next requests use the new index."""
 
     def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
         self.settings, self._pipeline, self._lock = settings, pipeline, threading.Lock()
+        self._version = local_version(settings)  # the data dir's version the pipeline was built at
+        self._checked = time.monotonic()
+        self._following = threading.Lock()
 
     def get(self) -> Pipeline:
         if self._pipeline is None:
             with self._lock:
                 if self._pipeline is None:
+                    self._version = local_version(self.settings)
                     self._pipeline = build_pipeline(self.settings)
+        self.poll()
         return self._pipeline
+
+    def poll(self) -> None:
+        """Start a check for changes by other processes, in the background, if one is due."""
+        every, pipeline = self.settings.server.sync_seconds, self._pipeline
+        if not every or pipeline is None or time.monotonic() - self._checked < every:
+            return
+        if self._following.acquire(blocking=False):
+            self._checked = time.monotonic()
+            threading.Thread(target=self._follow, args=(pipeline,), daemon=True).start()
+
+    def _follow(self, pipeline: Pipeline) -> None:
+        try:
+            catch_up(self.settings, pipeline.store)
+            if local_version(self.settings) != self._version:
+                self.refresh()
+        except Exception as exc:  # the store is down, say: keep answering from what is loaded
+            log.warning("could not check the index for changes: %s", exc)
+        finally:
+            self._checked = time.monotonic()
+            self._following.release()
 
     def refresh(self) -> None:
         """After the index changed: the next request's pipeline reads the new lexical index (the model,
@@ -79,6 +108,7 @@ class LazyPipeline:
         with self._lock:
             old = self._pipeline
             if old is not None:
+                self._version = local_version(self.settings)
                 self._pipeline = build_pipeline(
                     self.settings, embedder=old.embedder, store=old.store, generator=old.generator
                 )
@@ -183,7 +213,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
         """The key (when keys are configured), the browser origin, then the caller's rate limit."""
-        return access.check(attempt(request, auth))
+        who = access.check(attempt(request, auth))
+        lazy.poll()  # every /v1 request may notice another process's change (the catalog's readers too)
+        return who
 
     async def admin(
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -399,7 +431,26 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     return app
 
 
-def server_config(app: ASGIApp, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for the app: its own X-Forwarded-* handling off (the app believes them only
+WORKER_SETTINGS = "RAG_WORKER_SETTINGS"  # `rag serve --workers N`: the settings the command resolved, as JSON
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of `rag serve --workers N` (uvicorn imports this factory in each),
+    with its pipeline loaded before it serves; a pipeline that cannot be built yet is retried per request."""
+    import os
+
+    settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS])
+    pipeline: Pipeline | None = None
+    try:
+        pipeline = build_pipeline(settings)
+        pipeline.load_model()
+    except Exception as exc:  # /healthz says why; the first request retries
+        log.warning("worker %s starts without an index: %s", os.getpid(), exc)
+        pipeline = None
+    return create_app(settings, pipeline)
+
+
+def server_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for the app (or the import string of its factory): its own X-Forwarded-* handling off (the app believes them only
     from server.trusted_proxies), no `Server` header."""
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False, **options)
