@@ -191,7 +191,9 @@ def ingest_lock(
                 f"the ingest lock in Redis (server.redis_url) cannot be taken: {one_line(exc)}"
             ) from None
         try:
-            with data_dir_lock(settings.data_dir, once):  # the same data dir stays serialized without Redis too
+            with data_dir_lock(
+                settings.data_dir, once
+            ):  # the same data dir stays serialized without Redis too
                 yield
         finally:
             lock.release()
