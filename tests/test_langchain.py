@@ -175,3 +175,16 @@ def test_any_chat_model_is_a_generator(fake: FakeLLM, indexed: tuple[Path, Setti
     answer = build_pipeline(settings, generator=generator).ask("How much funding was returned?")
     assert not answer.refused and FUNDING in answer.citations[0].quote
     assert fake.requests[0]["body"]["model"] == "other"
+
+
+def test_the_embedder_as_langchain_embeddings(pipeline: Pipeline) -> None:
+    from langchain_core.embeddings import Embeddings
+
+    from rag.chains import LangChainEmbeddings
+
+    embeddings = LangChainEmbeddings(pipeline.embedder)
+    assert isinstance(embeddings, Embeddings)
+    texts = ["Imperial returned the funding.", "The partnership ended in 2021."]
+    vectors = embeddings.embed_documents(texts)
+    assert vectors == [list(map(float, row)) for row in pipeline.embedder.encode(texts)]
+    assert embeddings.embed_query(texts[0]) == vectors[0] and len(vectors[0]) == pipeline.embedder.dimension
