@@ -103,14 +103,18 @@ class LazyPipeline:
             self._following.release()
 
     def refresh(self) -> None:
-        """After the index changed: the next request's pipeline reads the new lexical index (the model,
-        the store and the generator are kept)."""
+        """After the index changed: the next request's pipeline reads the new lexical index (the store
+        and the generator are kept, and the model unless the index was rebuilt at another precision)."""
         with self._lock:
             old = self._pipeline
             if old is not None:
                 self._version = local_version(self.settings)
+                same = old.embedder.settings == self.settings.embedding.for_index(old.store.info())
                 self._pipeline = build_pipeline(
-                    self.settings, embedder=old.embedder, store=old.store, generator=old.generator
+                    self.settings,
+                    embedder=old.embedder if same else None,
+                    store=old.store,
+                    generator=old.generator,
                 )
 
 
