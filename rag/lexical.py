@@ -187,6 +187,9 @@ class LexicalIndex:
         self.records = records
         self.postings = postings
         self.kinds = kinds  # positions of the chunks of each metadata `kind`
+        self._columns: dict[str, list[Any] | None] = {}  # metadata values by key, parsed on first filter
+        # a loaded index's saved columns: key -> JSON (None: a key with non-scalar values); None when built
+        self._raw_columns: dict[str, bytes | None] | None = None
         ids = records.ids if isinstance(records, StoredRecords) else [r.id for r in records]
         self.position = {cid: i for i, cid in enumerate(ids)}
         doc_freq = postings.doc_freq()
@@ -229,6 +232,16 @@ class LexicalIndex:
         self.postings.save(tmp)
         StoredRecords.save(self.records, tmp)
         (tmp / "kinds.json").write_text(json.dumps(self.kinds), encoding="utf-8")
+        names: dict[str, str | None] = {}  # each metadata key's column file (None: not all values scalar)
+        for i, key in enumerate(sorted({key for r in self.records for key in r.metadata})):
+            column = [r.metadata.get(key) for r in self.records]
+            scalar = all(v is None or isinstance(v, str | int | float | bool) for v in column)
+            names[key] = f"column-{i}.json" if scalar else None  # what a filter reads, not the metadata
+            if scalar:
+                (tmp / f"column-{i}.json").write_text(
+                    json.dumps(column, ensure_ascii=False), encoding="utf-8"
+                )
+        (tmp / "columns.json").write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
         (tmp / "stamp").write_text(stamp(self.position))
         (tmp / "version").write_text(TOKENIZER_VERSION)
         old = folder.with_name(folder.name + ".old")
@@ -247,9 +260,38 @@ class LexicalIndex:
             records = StoredRecords(folder)
             postings = Postings.load(folder, len(records))
             kinds = json.loads((folder / "kinds.json").read_text(encoding="utf-8"))
+            columns = json.loads((folder / "columns.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None
-        return cls(records, postings, kinds)
+        index = cls(records, postings, kinds)
+        index._raw_columns = {}
+        for key, name in columns.items():  # read now (a later save may replace the folder), parsed lazily
+            index._raw_columns[key] = (folder / name).read_bytes() if name else None
+        return index
+
+    def column(self, key: str) -> list[Any]:
+        """Every chunk's metadata value for `key` (None where it has none), in index order."""
+        if key not in self._columns:
+            saved = self._raw_columns
+            if saved is not None and key not in saved:
+                self._columns[key] = [None] * len(self.records)  # no chunk has it
+            elif saved is not None and saved[key] is not None:
+                self._columns[key] = json.loads(saved.pop(key) or b"[]")
+            else:  # a built index, or non-scalar values: from the metadata itself
+                self._columns[key] = [r.metadata.get(key) for r in self.records]
+        return self._columns[key] or []
+
+    def allowed(self, filters: dict[str, Any]) -> Any:
+        """A boolean mask of the chunks whose metadata match `filters` (see `matches`)."""
+        import numpy as np
+
+        mask = np.ones(len(self.records), bool)
+        for key, wanted in filters.items():
+            if isinstance(wanted, list | tuple | set):
+                mask &= np.fromiter((v in wanted for v in self.column(key)), bool, len(self.records))
+            else:
+                mask &= np.fromiter((v == wanted for v in self.column(key)), bool, len(self.records))
+        return mask
 
     def search(self, query: str, k: int, filters: dict[str, Any] | None = None) -> list[tuple[Record, float]]:
         """The `k` best records for `query` with a positive BM25 score, best first (ties: index order)."""
@@ -259,18 +301,13 @@ class LexicalIndex:
         if not self.records or not tokens or k < 1:
             return []
         scores = self.postings.scores(tokens)
+        if filters:
+            scores = np.where(self.allowed(filters), scores, 0.0)
         hits = np.flatnonzero(scores > 0)
-        if not filters and len(hits) > k:
+        if len(hits) > k:
             hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
         hits = hits[np.lexsort((hits, -scores[hits]))]
-        found: list[tuple[Record, float]] = []
-        for i in hits:  # with filters: the best first, until k match
-            record = self.records[int(i)]
-            if matches(record.metadata, filters):
-                found.append((record, float(scores[i])))
-                if len(found) == k:
-                    break
-        return found
+        return [(self.records[int(i)], float(scores[i])) for i in hits]
 
 
 def stamp(ids: Iterable[str]) -> str:

@@ -103,3 +103,16 @@ def test_a_damaged_index_is_refused(built: LexicalIndex, tmp_path: Path, damage:
 def test_postings_of_no_chunks() -> None:
     empty = Postings.build([])
     assert empty.size == 0 and empty.scores(["word"]).shape == (0,)
+
+
+def test_filters_read_saved_columns_not_every_chunk(built: LexicalIndex, tmp_path: Path) -> None:
+    built.save(tmp_path / "lexical")
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+    assert loaded is not None
+    for filters in ({"path": "doc1.md"}, {"kind": ["page"]}, {"path": ["doc0.md", "doc2.md"], "kind": "comment"},
+                    {"author": "nobody"}, {"tags": [1, 2]}):  # fmt: skip
+        assert loaded.search("Imperial research partnership", 4, filters) == built.search(
+            "Imperial research partnership", 4, filters
+        ), filters
+    assert loaded.column("author") == [None] * len(loaded.records)  # a key no chunk has
+    assert (tmp_path / "lexical" / "columns.json").read_text().count("null") == 1  # `tags` holds a list

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import BIN, CORPUS, free_port, redis_server, wait_http
+from .conftest import BIN, CORPUS, DefaultIndex, free_port, redis_server, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 HANDBOOK = REPO / "evals" / "corpora" / "handbook" / "docs"
@@ -193,3 +193,35 @@ def test_killing_one_replica_mid_load_loses_nothing_sent_to_the_other(cluster: C
         statuses = [r.result() for r in results]
     cluster.a.process.wait(timeout=10)
     assert statuses == [200] * len(questions)
+
+
+def test_rag_serve_with_two_workers(default_index: DefaultIndex, tmp_path: Path) -> None:
+    """`rag serve --workers 2`: two processes on one port over one data dir, each with the index loaded;
+    SIGTERM stops all of them."""
+    data_dir = default_index.copy(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_EMBEDDING__CACHE_DIR"}
+    port = free_port()
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "rag"), "serve", "--port", str(port), "--workers", "2"],
+            env={**env, "RAG_DATA_DIR": str(data_dir)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120, proc=proc)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: httpx.post(
+                        f"http://127.0.0.1:{port}/v1/ask", json={"question": FUNDING}, timeout=120
+                    ),
+                    range(12),
+                )
+            )
+        assert all(a.status_code == 200 and "£500,000" in a.json()["answer"] for a in answers)
+        started = (tmp_path / "serve.log").read_text()
+        assert started.count("Started server process") == 2 and "rate limits are counted in each" in started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
