@@ -455,6 +455,6 @@ def worker_app() -> FastAPI:
 
 
 def server_config(app: ASGIApp | str, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for the app (or the import string of its factory): its own X-Forwarded-* handling off (the app believes them only
-    from server.trusted_proxies), no `Server` header."""
+    """uvicorn's configuration for the app (or the import string of its factory): its own X-Forwarded-*
+    handling off (the app believes them only from server.trusted_proxies), no `Server` header."""
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False, **options)
