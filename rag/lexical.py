@@ -304,9 +304,10 @@ class LexicalIndex:
         if filters:
             scores = np.where(self.allowed(filters), scores, 0.0)
         hits = np.flatnonzero(scores > 0)
-        if len(hits) > k:
-            hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        hits = hits[np.lexsort((hits, -scores[hits]))]
+        if len(hits) > k:  # the k best, and every chunk tied with the k-th: ties go to the earlier chunk
+            kth = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
+            hits = hits[scores[hits] >= kth]
+        hits = hits[np.lexsort((hits, -scores[hits]))][:k]
         return [(self.records[int(i)], float(scores[i])) for i in hits]
 
 

@@ -116,3 +116,20 @@ def test_filters_read_saved_columns_not_every_chunk(built: LexicalIndex, tmp_pat
         ), filters
     assert loaded.column("author") == [None] * len(loaded.records)  # a key no chunk has
     assert (tmp_path / "lexical" / "columns.json").read_text().count("null") == 1  # `tags` holds a list
+
+
+def test_ties_go_to_the_earlier_chunk() -> None:
+    """Many chunks share each score (one, two or three mentions): the k best are the best scores, ties in
+    index order, with and without a filter (argpartition alone picks among ties at random)."""
+    items = [
+        (f"c{i:02d}", "permit " * (1 + (i * 7) % 3) + "desk", {"path": "a.md", "position": i})
+        for i in range(60)
+    ]
+    index = LexicalIndex.build(items)
+    scores = index.postings.scores(tokenize("permit"))
+    ranked = sorted(range(60), key=lambda i: (-scores[i], i))
+    for k in (1, 5, 13, 21, 34):
+        assert [index.position[r.id] for r, _ in index.search("permit", k)] == ranked[:k], k
+        wanted = list(range(10, 50))
+        filtered = [index.position[r.id] for r, _ in index.search("permit", k, {"position": wanted})]
+        assert filtered == [i for i in ranked if index.records[i].metadata["position"] in wanted][:k], k
