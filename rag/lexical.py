@@ -181,12 +181,15 @@ def _mapped(path: Path) -> Any:
 class LexicalIndex:
     """BM25 over every chunk, plus the chunk records themselves."""
 
-    def __init__(self, records: Sequence[Record], postings: Postings, kinds: dict[str, list[int]]) -> None:
+    def __init__(
+        self, records: Sequence[Record], postings: Postings, kinds: dict[str, list[int]], orders: list[int]
+    ) -> None:
         import math
 
         self.records = records
         self.postings = postings
         self.kinds = kinds  # positions of the chunks of each metadata `kind`
+        self.orders = orders  # positions of the chunks that hold an order to the assistant (`rag.orders`)
         self._columns: dict[str, list[Any] | None] = {}  # metadata values by key, parsed on first filter
         # a loaded index's saved columns: key -> JSON (None: a key with non-scalar values); None when built
         self._raw_columns: dict[str, bytes | None] | None = None
@@ -213,6 +216,11 @@ class LexicalIndex:
         """The chunks whose metadata `kind` is `kind` (e.g. a thread's comments)."""
         return [self.records[i] for i in self.kinds.get(kind, [])]
 
+    def holding_orders(self) -> list[Record]:
+        """The chunks with a sentence that gives the assistant orders (found at build time, so that a
+        question about them does not scan the corpus)."""
+        return [self.records[i] for i in self.orders]
+
     @classmethod
     def build(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> LexicalIndex:
         records = [Record(cid, text, meta, sentence_spans(text)) for cid, text, meta in items]
@@ -223,7 +231,10 @@ class LexicalIndex:
         kinds: dict[str, list[int]] = {}
         for i, r in enumerate(records):
             kinds.setdefault(str(r.metadata.get("kind", "")), []).append(i)
-        return cls(records, postings, kinds)
+        from rag.orders import is_order  # not at the top: rag.orders imports the plug-ins, which import this
+
+        orders = [i for i, r in enumerate(records) if any(is_order(r.text[a:b]) for a, b in r.sentences)]
+        return cls(records, postings, kinds, orders)
 
     def save(self, folder: Path) -> None:
         tmp = folder.with_name(folder.name + ".tmp")
@@ -232,6 +243,7 @@ class LexicalIndex:
         self.postings.save(tmp)
         StoredRecords.save(self.records, tmp)
         (tmp / "kinds.json").write_text(json.dumps(self.kinds), encoding="utf-8")
+        (tmp / "orders.json").write_text(json.dumps(self.orders), encoding="utf-8")
         names: dict[str, str | None] = {}  # each metadata key's column file (None: not all values scalar)
         for i, key in enumerate(sorted({key for r in self.records for key in r.metadata})):
             column = [r.metadata.get(key) for r in self.records]
@@ -260,10 +272,11 @@ class LexicalIndex:
             records = StoredRecords(folder)
             postings = Postings.load(folder, len(records))
             kinds = json.loads((folder / "kinds.json").read_text(encoding="utf-8"))
+            orders = json.loads((folder / "orders.json").read_text(encoding="utf-8"))
             columns = json.loads((folder / "columns.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             return None
-        index = cls(records, postings, kinds)
+        index = cls(records, postings, kinds, orders)
         index._raw_columns = {}
         for key, name in columns.items():  # read now (a later save may replace the folder), parsed lazily
             index._raw_columns[key] = (folder / name).read_bytes() if name else None

@@ -145,7 +145,7 @@ class Pipeline:
         resolved = standalone_question(answer.query) if turns else need
         about_orders = asks_about_orders(need)  # orders in documents are reported only when asked about
         structured = (
-            (report_orders(need, passages) or report_orders(need, self._every_passage()))
+            (report_orders(need, passages) or report_orders(need, self._passages_with_orders()))
             if about_orders
             else None
         )
@@ -237,8 +237,8 @@ class Pipeline:
                 yield separator + text, citations
                 separator = _joiner(pending)
 
-    def _every_passage(self) -> list[Passage]:
-        return [Passage(r.id, r.text, r.metadata) for r in self.lexical.records]
+    def _passages_with_orders(self) -> list[Passage]:
+        return [Passage(r.id, r.text, r.metadata) for r in self.lexical.holding_orders()]
 
     def passage(self, chunk_id: str) -> Passage | None:
         hits = self.store.get([chunk_id])
