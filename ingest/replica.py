@@ -21,7 +21,7 @@ from dataclasses import asdict
 from ingest.catalog import Catalog, DocumentRecord, data_dir_lock
 from rag.lexical import rebuild
 from rag.settings import Settings
-from rag.store import VectorStore
+from rag.store import Metadata, VectorStore
 
 VERSION = "index_version"  # the key in the collection's metadata
 _LOCAL = "store_version"  # the file in the data dir: the version its lexical index and catalog reflect
@@ -42,24 +42,31 @@ def _mark(settings: Settings, version: str | None) -> None:
     tmp.rename(path)
 
 
-def store_version(store: VectorStore) -> str | None:
-    value = store.info().get(VERSION)
+def store_version(store: VectorStore, info: Metadata | None = None) -> str | None:
+    """The index version the store holds (from `info`, the store's metadata, when the caller has it)."""
+    value = (store.info() if info is None else info).get(VERSION)
     return str(value) if value is not None else None
 
 
-def catch_up(settings: Settings, store: VectorStore) -> bool:
+def _pull_catalog(settings: Settings, store: VectorStore) -> None:
+    """This data dir's document catalog made exactly the documents the store holds."""
+    records = (DocumentRecord.from_json(text) for _, text in store.iter_documents())
+    Catalog(settings.catalog_path).replace_documents(records)
+
+
+def catch_up(settings: Settings, store: VectorStore, info: Metadata | None = None) -> bool:
     """Rebuild this data dir's lexical index and document catalog from the store when another process
     changed the index since they were made; True when it did. (The version is read before the data, so a
-    change made meanwhile is caught by the next call, never lost.)"""
-    current = store_version(store)
+    change made meanwhile is caught by the next call, never lost.) `info`: the store's metadata, when the
+    caller has just read it."""
+    current = store_version(store, info)
     if current == local_version(settings):
         return False
     with data_dir_lock(settings.data_dir):  # not while an ingest writes this data dir, nor twice at once
         if current == local_version(settings):
             return False  # another process of this data dir did it meanwhile
         rebuild(settings.lexical_dir, store.iter_records(include_text=True))
-        records = (DocumentRecord.from_json(text) for _, text in store.iter_documents())
-        Catalog(settings.catalog_path).replace_documents(records)
+        _pull_catalog(settings, store)
         _mark(settings, current)
     return True
 
@@ -82,16 +89,14 @@ def publish(
     data dir is marked with. A data dir that was behind catches up first."""
     current = store_version(store)
     behind = current != local_version(settings)
-    written = list(written)
-    stored = store.document_fingerprints([r.path for r in written])
-    fresh = [r for r in written if stored.get(r.path) != fingerprint(r)]
-    store.put_documents({r.path: (r.to_json(), fingerprint(r)) for r in fresh})
+    prints = {r.path: (r, fingerprint(r)) for r in written}
+    stored = store.document_fingerprints(list(prints))
+    fresh = {path: (r.to_json(), p) for path, (r, p) in prints.items() if stored.get(path) != p}
+    store.put_documents(fresh)
     if removed:
         store.delete_documents(removed)
     if behind:  # another process changed the index since this data dir was made: all of it from the store
-        Catalog(settings.catalog_path).replace_documents(
-            DocumentRecord.from_json(text) for _, text in store.iter_documents()
-        )
+        _pull_catalog(settings, store)
     if changed or fresh or removed:
         version = f"{time.time_ns():x}-{secrets.token_hex(4)}"
         store.record_info(**{VERSION: version})

@@ -26,7 +26,7 @@ from rag.lexical import LexicalIndex, rebuild
 from rag.orders import asks_about_orders, information_need, report_orders
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
-from rag.store import VectorStore
+from rag.store import Metadata, VectorStore
 from rag.text import sentence_spans
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import SupportJudge, Verifier, make_support_judge
@@ -273,12 +273,12 @@ def _joiner(text: str) -> str:
     return "\n\n" if "\n\n" in text else " "
 
 
-def load_lexical(settings: Settings, store: VectorStore) -> LexicalIndex:
+def load_lexical(settings: Settings, store: VectorStore, info: Metadata | None = None) -> LexicalIndex:
     """The persisted lexical index, rebuilt from the store when missing or out of date (another process
-    changed the index: `ingest.replica`)."""
+    changed the index: `ingest.replica`); `info`: the store's metadata, when the caller has just read it."""
     from ingest.replica import catch_up
 
-    catch_up(settings, store)
+    catch_up(settings, store, info)
     index = LexicalIndex.load(settings.lexical_dir)
     if index is None or len(index.records) != store.count():
         index = rebuild(settings.lexical_dir, store.iter_records(include_text=True))
@@ -294,8 +294,9 @@ def build_pipeline(
 ) -> Pipeline:
     """Wire the pipeline from settings. Loads the lexical index; the embedding model loads on first use."""
     store = store or VectorStore(settings)
-    embedder = embedder or Embedder(settings.embedding.for_index(store.info()))
-    lexical = load_lexical(settings, store)
+    info = store.info()  # read once: the embedding that wrote the index, and its version
+    embedder = embedder or Embedder(settings.embedding.for_index(info))
+    lexical = load_lexical(settings, store, info)
     r, a = settings.retrieval, settings.answer
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
     scorer = EvidenceScorer(embedder, lexical, settings.answer)
