@@ -6,6 +6,7 @@ Every failure is a `LoaderError` with a one-line reason; callers skip the file a
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -108,19 +109,65 @@ def _title_from_path(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip().capitalize() or path.name
 
 
+# Front matter is a few short fields: bounded before and after YAML reads it (an alias bomb of a few hundred
+# bytes expands into gigabytes once its values are turned into text).
+FRONT_MATTER_MAX_CHARS = 16_384
+FRONT_MATTER_MAX_FIELDS = 64
+FRONT_MATTER_MAX_VALUE = 2_000  # characters of one field's value (a list's items joined)
+_FRONT_MATTER_MAX_ALIASES = 16
+_SCALARS = (str, int, float, bool, datetime.date)
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
 def _front_matter(text: str) -> tuple[dict[str, str], int]:
+    """The front matter's scalar fields (lists of scalars joined), each bounded, and where the body starts.
+    Nested mappings are not kept (nothing reads them); a header that is too large, uses more than a few
+    aliases, or holds an oversized value or a `url` that is not http(s) is a `LoaderError`. A header YAML
+    cannot parse is text, as before (a `---` rule opening a page is not front matter)."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, 0
+    if len(match.group(1)) > FRONT_MATTER_MAX_CHARS:
+        raise LoaderError(f"front matter longer than {FRONT_MATTER_MAX_CHARS:,} characters")
     import yaml
 
+    class Bounded(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > _FRONT_MATTER_MAX_ALIASES:
+                    raise LoaderError(f"front matter uses more than {_FRONT_MATTER_MAX_ALIASES} YAML aliases")
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(match.group(1))
+        data = yaml.load(match.group(1), Loader=Bounded)  # a SafeLoader, bounded
     except yaml.YAMLError:
         return {}, 0
     if not isinstance(data, dict):
         return {}, 0
-    return {str(k): str(v) for k, v in data.items() if v is not None}, match.end()
+    if len(data) > FRONT_MATTER_MAX_FIELDS:
+        raise LoaderError(f"front matter has more than {FRONT_MATTER_MAX_FIELDS} fields")
+    meta: dict[str, str] = {}
+    for key, value in data.items():
+        if value is None or not isinstance(key, _SCALARS):
+            continue
+        if isinstance(value, list):
+            if not all(isinstance(item, _SCALARS) for item in value):
+                continue
+            value = ", ".join(str(item) for item in value[:FRONT_MATTER_MAX_VALUE])
+        elif not isinstance(value, _SCALARS):
+            continue  # a nested mapping: not read by anything
+        name, shown = str(key)[:100], str(value)
+        if len(shown) > FRONT_MATTER_MAX_VALUE:
+            raise LoaderError(
+                f"front matter field {name!r} longer than {FRONT_MATTER_MAX_VALUE:,} characters"
+            )
+        if name == "url" and not _URL.fullmatch(shown):
+            raise LoaderError("front matter url is not an http(s) address")
+        meta[name] = shown
+    return meta, match.end()
 
 
 def _first_heading(rendered: Rendered) -> str:

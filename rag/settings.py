@@ -410,6 +410,32 @@ class UiSettings(Section):
         description="Example questions the chat page offers before the first question (JSON list); none = "
         "the titles of a few indexed documents are shown instead.",
     )
+    generators: list[Literal["extractive", "openai"]] = Field(
+        default_factory=list,
+        description="Answer generators a visitor of the chat page may choose among (JSON list, e.g. "
+        '["extractive", "openai"]), each with the operator\'s `generator.*` endpoint, model and key; none = '
+        "`generator.name` only, and no choice is shown. The page never asks a visitor for an endpoint, a "
+        "model or a key.",
+    )
+    sign_in: bool = Field(
+        False,
+        description="The chat page asks every visitor to sign in first: Streamlit's `st.login` with the "
+        "OpenID Connect provider in `.streamlit/secrets.toml` (`[auth]`; see the README).",
+    )
+    admins: list[str] = Field(
+        default_factory=list,
+        description="Who may re-ingest the sources from the chat page (JSON list): e-mail addresses of "
+        "signed-in users (`ui.sign_in`), or `*` for every visitor (a page only you can reach); none = "
+        "nobody (the operator runs `rag ingest`).",
+    )
+
+    def may_write(self, user: dict[str, Any]) -> bool:
+        """Whether the visitor `user` (Streamlit's `st.user` as a dict) may change the index."""
+        if "*" in self.admins:
+            return True
+        email = str(user.get("email") or "").strip().lower()
+        signed_in = self.sign_in and bool(user.get("is_logged_in")) and bool(email)
+        return signed_in and email in {a.strip().lower() for a in self.admins}
 
 
 class Settings(BaseSettings):

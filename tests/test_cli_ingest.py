@@ -65,6 +65,25 @@ def test_failures_exit_1_with_reasons(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no supported documents found" in result.stderr
 
 
+def test_a_front_matter_bomb_is_skipped_and_nothing_is_stored(tmp_path: Path) -> None:
+    """Security finding 2: 333 bytes of nested YAML aliases ran 47 s and wrote 2.7 GB."""
+    from .test_loaders import alias_bomb
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bomb.md").write_text(alias_bomb(8))
+    (docs / "leave.md").write_text("# Leave\n\nStaff get 25 days of annual leave a year.\n")
+    data = tmp_path / "data"
+    result = rag("ingest", "--json", str(docs), env={"RAG_DATA_DIR": str(data)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["skipped"] == [
+        {"source": "docs/bomb.md", "reason": "front matter uses more than 16 YAML aliases"}
+    ]
+    assert [d["source"] for d in summary["documents"]] == ["docs/leave.md"]
+    assert sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) < 20_000_000
+
+
 def test_bad_usage_exits_2_with_one_line() -> None:
     result = rag("ingest", "no/such/dir")
     assert result.returncode == 2

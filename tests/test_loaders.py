@@ -147,3 +147,45 @@ def test_a_thread_outline_is_its_opening_text_and_comments() -> None:
         "kind": "comment", "level": 2, "author": "mira@forum.example.org", "op": True, "upvotes": 9,
         "downvotes": 0, "reply_to": "tomas@forum.example.org",
     }  # fmt: skip
+
+
+def alias_bomb(levels: int) -> str:
+    """The probe's header: each level a list of nine aliases of the one before (9**levels strings)."""
+    lines = ["---", "title: Bomb", 'l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{n}: &l{n} [{','.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels)]
+    return "\n".join([*lines, "---", "", "# Page", "", "Text."]) + "\n"
+
+
+@pytest.mark.parametrize("levels", [7, 8])
+def test_a_yaml_alias_bomb_is_refused_without_expanding(tmp_path: Path, levels: int) -> None:
+    assert len(alias_bomb(levels)) < 500  # a few hundred bytes
+    with pytest.raises(LoaderError, match=r"^front matter uses more than 16 YAML aliases$"):
+        load(tmp_path / "bomb.md", alias_bomb(levels))
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("description: " + "x" * 2_001, "front matter field 'description' longer than 2,000 characters"),
+        (
+            "tags: [" + ", ".join(["word"] * 500) + "]",
+            "front matter field 'tags' longer than 2,000 characters",
+        ),
+        ("url: javascript:alert(1)", "front matter url is not an http(s) address"),
+        ("\n".join(f"f{n}: v" for n in range(65)), "front matter has more than 64 fields"),
+        ("note: |\n" + "  line of text\n" * 1_300, "front matter longer than 16,384 characters"),
+    ],
+)
+def test_an_oversized_or_unsafe_header_is_one_line(tmp_path: Path, header: str, reason: str) -> None:
+    with pytest.raises(LoaderError) as caught:
+        load(tmp_path / "page.md", f"---\n{header}\n---\n\nBody text.\n")
+    assert str(caught.value) == reason
+
+
+def test_only_flat_header_fields_are_kept(tmp_path: Path) -> None:
+    header = (
+        "title: Leave\nowner: &o {team: HR, lead: Ann}\nreviewer: *o\ntags: [hr, leave]\nupdated: 2024-05-01"
+    )
+    doc = load(tmp_path / "page.md", f"---\n{header}\nurl: https://wiki.example.com/Leave\n---\n\nBody.\n")
+    assert doc.title == "Leave"
+    assert doc.meta == {"tags": "hr, leave", "updated": "2024-05-01", "url": "https://wiki.example.com/Leave"}

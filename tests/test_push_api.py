@@ -125,6 +125,22 @@ def test_bad_documents_are_refused(url: str, path: str, body: dict[str, str], st
     assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
 
 
+def test_a_front_matter_bomb_is_refused_and_nothing_is_stored(url: str) -> None:
+    """Security finding 2: 7 levels of YAML aliases (~600 bytes) got 200, then /v1/sources returned 28 MB."""
+    from .test_loaders import alias_bomb
+
+    with as_key(ADMIN) as admin:
+        before = admin.get(f"{url}/v1/sources").content
+        response = admin.put(f"{url}/v1/documents/bomb", json={"content": alias_bomb(7)})
+        assert response.status_code == 422
+        assert response.json()["error"] == {
+            "code": "invalid_document",
+            "message": "content: front matter uses more than 16 YAML aliases",
+        }
+        assert admin.get(f"{url}/v1/sources").content == before
+        assert admin.delete(f"{url}/v1/documents/bomb").status_code == 404
+
+
 def test_a_page_larger_than_a_question_body_is_accepted(url: str) -> None:
     """Documents have their own body limit (server.max_document_bytes), above the questions' one."""
     long_page = PAGE + "\n\n".join(

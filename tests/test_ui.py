@@ -95,6 +95,7 @@ def test_re_ingest_reads_what_was_ingested(tmp_path: Path, monkeypatch: pytest.M
     (handbook / "travel.md").write_text("# Travel\n\nTrains are booked through the travel desk.\n")
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RAG_CORPUS_DIR", str(CORPUS))
+    monkeypatch.setenv("RAG_UI__ADMINS", '["*"]')  # a page only its operator reaches
     at = AppTest.from_file(APP, default_timeout=180).run()
     button = next(b for b in at.sidebar.button if b.label == "Re-ingest the sources")
     button.click().run()
@@ -167,7 +168,7 @@ def test_export_and_new_conversation(app: AppTest) -> None:
     )
     exported = json.loads(to_json(messages))
     assert exported["conversation"][1]["answer"]["citations"][0]["quote"].startswith("Imperial said")
-    app.sidebar.button[1].click().run()
+    next(b for b in app.sidebar.button if b.label == "New conversation").click().run()
     assert app.session_state["messages"] == [] and not [m for m in app.chat_message]
 
 
@@ -288,3 +289,78 @@ def test_a_comment_shows_its_author_votes_and_depth() -> None:
     lines = formatted(text, [comment], 0, 0).split("\n")
     assert lines[0].startswith("> > **mira") and "9▲ 0▼ · original poster · reply to tomas" in lines[0]
     assert lines[1].startswith("> > Yes\\:")
+
+
+# The operator's settings are not a visitor's (security finding 1): the probe set a server key, switched the
+# generator to openai, typed its own listener as the endpoint and received the key with the passages.
+
+
+def test_a_visitor_picks_a_generator_never_an_endpoint_or_key(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .fakellm import FakeLLM, sse
+
+    with FakeLLM.running() as operators, FakeLLM.running() as visitors:
+        monkeypatch.setenv("RAG_GENERATOR__BASE_URL", operators.url)
+        monkeypatch.setenv("RAG_GENERATOR__API_KEY", "sk-operator")
+        monkeypatch.setenv("RAG_GENERATOR__FALLBACK", "false")
+        monkeypatch.setenv("RAG_UI__GENERATORS", '["extractive", "openai"]')
+        app.run()
+        assert not app.exception
+        assert not app.text_input and not app.text_area  # nowhere to type an endpoint, a model or a key
+        assert [s.label for s in app.sidebar.selectbox if s.label == "Answer generator"]
+        picker = next(s for s in app.sidebar.selectbox if s.label == "Answer generator")
+        assert picker.options == ["extractive", "openai"]
+        app.query_params["base_url"] = visitors.url  # nor through the address
+        picker.set_value("openai").run()
+        operators.script.append(sse("Imperial returned £500,000 [1]."))
+        ask(app, "How much funding was returned?")
+        sent = [{k.lower(): v for k, v in r["headers"].items()} for r in operators.requests]
+        assert [h.get("authorization") for h in sent] == ["Bearer sk-operator"]
+        assert visitors.requests == []
+
+
+def test_by_default_the_page_offers_no_generator_choice_and_no_re_ingest(app: AppTest) -> None:
+    assert not [s for s in app.sidebar.selectbox if s.label == "Answer generator"]
+    assert "Re-ingest the sources" not in [b.label for b in app.sidebar.button]
+
+
+@pytest.mark.parametrize(
+    ("user", "may_re_ingest"),
+    [
+        ({"is_logged_in": True, "email": "Ops@Example.com", "name": "Ops"}, True),
+        ({"is_logged_in": True, "email": "reader@example.com", "name": "Reader"}, False),
+    ],
+)
+def test_with_sign_in_only_admins_may_re_ingest(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, user: dict[str, object], may_re_ingest: bool
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("RAG_UI__SIGN_IN", "true")
+    monkeypatch.setenv("RAG_UI__ADMINS", '["ops@example.com"]')
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.user = user
+    at.run()
+    assert not at.exception
+    labels = [b.label for b in at.sidebar.button]
+    assert ("Re-ingest the sources" in labels) is may_re_ingest
+    assert "Sign out" in labels
+    ask(at, "How much funding was returned?")  # every signed-in visitor may ask
+    assert "£500\\,000" in assistant_text(at)
+
+
+def test_with_sign_in_a_visitor_who_has_not_signed_in_sees_only_the_sign_in(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("RAG_UI__SIGN_IN", "true")
+    monkeypatch.setenv("RAG_UI__ADMINS", '["ops@example.com"]')
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert not at.chat_input and not at.sidebar.button
+    assert [b.label for b in at.button] == ["Sign in"]
+    at.button[0].click().run()  # no [auth] provider in this test's secrets: one clear line, no traceback
+    assert not at.exception
+    assert "no sign-in provider is configured" in at.error[0].value

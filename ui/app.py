@@ -83,13 +83,15 @@ def sidebar(
     filters: dict[str, Any] = {}
     with st.sidebar:
         st.header("Settings")
-        names = ["extractive", "openai"]
-        name = st.selectbox("Answer generator", names, index=names.index(settings.generator.name))
-        generator = settings.generator.model_copy(update={"name": name})
-        if name == "openai":
-            base_url = st.text_input("Endpoint (OpenAI-compatible)", settings.generator.base_url)
-            model = st.text_input("Model", settings.generator.model)
-            generator = generator.model_copy(update={"base_url": base_url, "model": model})
+        # The operator's generators only: a visitor picks a name, never an endpoint, a model or a key.
+        names = list(dict.fromkeys(settings.ui.generators))
+        generator = settings.generator
+        if len(names) > 1:
+            current = names.index(generator.name) if generator.name in names else 0
+            name = st.selectbox("Answer generator", names, index=current)
+            generator = generator.model_copy(update={"name": name})
+        elif names:
+            generator = generator.model_copy(update={"name": names[0]})
         k = st.slider("Passages per answer", 1, 10, settings.retrieval.k)
         sources = st.multiselect("Sources", [d.source for d in documents], placeholder="all sources")
         present = sorted({kind for d in documents for kind in chunk_kinds(d.loader)})
@@ -101,16 +103,45 @@ def sidebar(
         from ingest.crawl import is_url
         from ingest.indexer import display_path
 
-        roots = catalog.roots() or [str(settings.corpus_dir)]
-        shown = "\n\n".join(r if is_url(r) else display_path(Path(r)) for r in roots)  # no server path
-        if st.button("Re-ingest the sources", use_container_width=True, help=shown):
-            run_ingest(settings, "Re-ingesting…", roots)
+        if settings.ui.may_write(visitor()):  # the operator's: admins only (ui.admins)
+            roots = catalog.roots() or [str(settings.corpus_dir)]
+            shown = "\n\n".join(r if is_url(r) else display_path(Path(r)) for r in roots)  # no server path
+            if st.button("Re-ingest the sources", use_container_width=True, help=shown):
+                run_ingest(settings, "Re-ingesting…", roots)
         chunks = sum(d.chunks for d in documents)
         last = catalog.state("last_ingest")
         when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
         st.caption(f"Index: {len(documents)} documents, {chunks} chunks; last ingest {when}")
         conversation_actions()
+        if settings.ui.sign_in:
+            st.caption(ui.escape_md(f"Signed in as {visitor().get('email') or visitor().get('name', '')}"))
+            if st.button("Sign out", use_container_width=True):
+                st.logout()
     return settings.model_copy(update={"generator": generator}), filters, k
+
+
+def visitor() -> dict[str, Any]:
+    """Who is on the page: Streamlit's `st.user` (empty unless sign-in is configured)."""
+    return st.user.to_dict()
+
+
+def signed_in(settings: Settings) -> bool:
+    """With `ui.sign_in`, whether the visitor has signed in; if not, the page offers only the sign-in."""
+    if not settings.ui.sign_in or visitor().get("is_logged_in"):
+        return True
+    from streamlit.errors import StreamlitAuthError
+
+    st.title("Ask the documents")
+    st.write("Sign in to ask questions about the documents.")
+    if st.button("Sign in", type="primary"):
+        try:
+            st.login()
+        except StreamlitAuthError:
+            st.error(
+                "ui.sign_in is on but no sign-in provider is configured: add an [auth] section to "
+                ".streamlit/secrets.toml (see the README)."
+            )
+    return False
 
 
 def conversation_actions() -> None:
@@ -183,6 +214,8 @@ def main() -> None:
         settings = load_settings()
     except SettingsError as exc:
         st.error(str(exc))
+        return
+    if not signed_in(settings):
         return
     catalog = Catalog(settings.catalog_path)
     st.session_state.setdefault("messages", [])
