@@ -5,17 +5,23 @@ passages, per part of the question) are labelled by whether they match a gold ev
 suite: the share of cases with a gold sentence among them, and the share whose best sentence is gold
 (top-1; top-2) under the calibrated score and under a conditional logit over all the scorer's signals,
 fitted on the tuning suites only. Top-1 bounds the gold citation precision of a one-sentence answer.
+
+Beside them, the trained reader (`rag.reader`, `python -m evals.train_reader`) on the same sentences of
+the whole question: its top-1, plain cosine top-1 (all-MiniLM-L6-v2, question against sentence: the
+baseline), and the AUC of its best score between answerable and unanswerable cases.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from evals.calibrate import Prepared, prepare
 from evals.suites import SUITES, load_suites
 from rag.embeddings import Embedder
+from rag.reader import Candidate, Reader, make_reader
 from rag.settings import Settings
 
 Group = tuple[list[list[float]], list[float], list[bool]]  # signals, calibrated scores, gold
@@ -52,6 +58,53 @@ def signals(samples: Sequence[Prepared], settings: Settings, embedder: Embedder)
     return groups
 
 
+@dataclass(frozen=True)
+class Reading:
+    reader_top1: float
+    cosine_top1: float
+    auc: float
+
+
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """The probability that an answerable case's best score beats an unanswerable one's (ties: half)."""
+    if not positives or not negatives:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder, reader: Reader) -> Reading:
+    """The reader against the gold evidence, on the sentences the answerer sees of each case."""
+    from evals.metrics import quote_matches_gold
+    from rag.evidence import EvidenceScorer
+    from rag.types import context_line
+
+    reader_hits, cosine_hits, best = [], [], {True: [], False: []}
+    scorers: dict[int, EvidenceScorer] = {}
+    for s in samples:
+        if s.structured or s.orders_only or not s.passages:
+            continue
+        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, settings.answer))
+        evidence = scorer.score(s.question, s.query, s.passages, s.history)
+        if not evidence:
+            continue
+        asked = s.query if s.history else s.question
+        candidates = [
+            Candidate(ev.passage, ev.start, ev.end, ev.text, context_line(s.passages[ev.passage].metadata))
+            for ev in evidence
+        ]
+        scores = reader.score(asked, candidates)
+        best[s.case.answerable].append(max(scores))
+        gold = [any(quote_matches_gold(ev.text, q) for q in s.case.evidence) for ev in evidence]
+        if s.case.answerable and any(gold):
+            vectors = embedder.encode([asked, *(ev.text for ev in evidence)])
+            reader_hits.append(gold[max(range(len(scores)), key=scores.__getitem__)])
+            cosine_hits.append(gold[int((vectors[1:] @ vectors[0]).argmax())])
+    mean = sum(reader_hits) / len(reader_hits) if reader_hits else 0.0
+    baseline = sum(cosine_hits) / len(cosine_hits) if cosine_hits else 0.0
+    return Reading(mean, baseline, auc(best[True], best[False]))
+
+
 def fit(groups: Sequence[Group], l2: float = 0.01, steps: int = 2000, rate: float = 0.5) -> list[float]:
     """Conditional logit: weights under which a softmax over each group's sentences puts the most
     probability on its gold ones."""
@@ -85,17 +138,24 @@ def main(path: Path = SUITES) -> None:
     settings = Settings()
     embedder = Embedder(settings.embedding)
     suites = load_suites(path)
-    groups = {s.name: signals(prepare(s, settings, embedder), settings, embedder) for s in suites}
+    reader = make_reader("trained")
+    prepared = {s.name: prepare(s, settings, embedder) for s in suites}
+    groups = {s.name: signals(prepared[s.name], settings, embedder) for s in suites}
+    read = {s.name: reading(prepared[s.name], settings, embedder, reader) for s in suites}
     weights = fit([g for s in suites if not s.held_out for g in groups[s.name]])
-    print("| suite | parts | gold among sentences | top-1 calibrated | top-1 fitted | top-2 fitted |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| suite | parts | gold among sentences | top-1 calibrated | top-1 fitted | top-2 fitted | reader top-1 "
+        "| cosine top-1 | reader AUC |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in suites:
         g = groups[s.name]
         reach = sum(any(x[2]) for x in g) / len(g) if g else 0.0
         name = f"{s.name} (held out)" if s.held_out else s.name
         print(
             f"| {name} | {len(g)} | {reach:.3f} | {top(g, 1):.3f} | {top(g, 1, weights):.3f} | "
-            f"{top(g, 2, weights):.3f} |"
+            f"{top(g, 2, weights):.3f} | {read[s.name].reader_top1:.3f} | {read[s.name].cosine_top1:.3f} | "
+            f"{read[s.name].auc:.3f} |"
         )
 
 

