@@ -18,7 +18,7 @@ def test_the_shipped_model_matches_its_card_and_stays_small() -> None:
     assert hashlib.sha256(model.read_bytes()).hexdigest() == card["sha256"]
     assert model.stat().st_size <= 30_000_000
     report = json.loads((MODEL_DIR / "report.json").read_text())
-    assert report["data"]["train_groups"] > 0 and report["training"]["pairs"] > 0
+    assert report["data"]["train_pairs"] > 0 and report["training"]["examples"] > 0
     assert (MODEL_DIR / "README.md").read_text().count("Licence") >= 1
 
 

@@ -83,10 +83,12 @@ def test_rates() -> None:
 
 def test_the_labelled_pairs_cover_every_suite_with_both_labels() -> None:
     pairs = read(PAIRS)
-    suites = {s.name for s in load_suites()}
+    suites = load_suites()
+    labelled = {p["suite"] for p in pairs}
     assert pairs and all(isinstance(p["supported"], bool) for p in pairs)
-    assert {p["suite"] for p in pairs} == suites
-    for suite in suites:
+    # the fit reads the tuning suites' pairs; a held-out suite added later (squad) may have none yet
+    assert labelled <= {s.name for s in suites} and {s.name for s in suites if not s.held_out} <= labelled
+    for suite in labelled:
         labels = [
             p["supported"] for p in pairs if p["suite"] == suite and not p["origin"].startswith("invented")
         ]
