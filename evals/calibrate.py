@@ -2,7 +2,7 @@
 
 Two steps, both re-runnable by anyone, on the suites whose role is "tuning" (held-out suites are never
 read here):
-1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`) and how
+1. Evidence weights (`answer.w_similarity`, `w_coverage`, `w_context`, `untyped_penalty`, `w_reader`) and how
    readily further sentences are quoted (`keep_ratio`, `close_ratio`): a grid search for the extractive
    selection that covers the most fact groups of the answerable cases, and among those within
    `COVERAGE_TOLERANCE` of the best, the most precise against the gold evidence quotes.
@@ -28,15 +28,17 @@ from evals.metrics import fact_matches
 from evals.suites import Suite
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex
+from rag.reader import make_reader
 from rag.settings import AnswerSettings, Settings
 from rag.types import Passage, Turn
 
 CALIBRATION = Path(__file__).resolve().parent.parent / "rag" / "calibration.toml"
 GRID = {
-    "w_similarity": (0.3, 0.5, 0.7),
+    "w_similarity": (0.0, 0.3, 0.5, 0.7),
     "w_coverage": (0.1, 0.3, 0.5),
     "w_context": (0.0, 0.2, 0.4),
     "untyped_penalty": (0.1, 0.3),
+    "w_reader": (0.0, 2.0, 4.0, 8.0),
 }
 SELECTION_GRID = {
     "keep_ratio": (0.6, 0.7, 0.8, 0.9, 1.0),
@@ -111,7 +113,9 @@ def _selection(
     for s in samples:
         if not s.case.answerable or s.structured or s.orders_only:
             continue
-        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, answer))
+        scorer = scorers.setdefault(
+            id(s.lexical), EvidenceScorer(embedder, s.lexical, answer, make_reader(answer.reader))
+        )
         chosen = ExtractiveGenerator(scorer, answer).select(
             GenerationRequest(s.question, s.query, s.passages, s.history)
         )
@@ -139,7 +143,9 @@ def features(
         if not s.passages:
             rows.append((None, s.case.answerable))
             continue
-        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, answer))
+        scorer = scorers.setdefault(
+            id(s.lexical), EvidenceScorer(embedder, s.lexical, answer, make_reader(answer.reader))
+        )
         assessment = scorer.assess(s.question, s.query, s.passages, s.history)
         usable = assessment.features is not None and assessment.lead
         rows.append(

@@ -21,7 +21,7 @@ from pathlib import Path
 from evals.calibrate import Prepared, prepare
 from evals.suites import SUITES, load_suites
 from rag.embeddings import Embedder
-from rag.reader import Candidate, Reader, make_reader
+from rag.reader import Candidate, Reader, TrainedReader, make_reader
 from rag.settings import Settings
 
 Group = tuple[list[list[float]], list[float], list[bool]]  # signals, calibrated scores, gold
@@ -36,7 +36,10 @@ def signals(samples: Sequence[Prepared], settings: Settings, embedder: Embedder)
     for s in samples:
         if not s.case.answerable or s.structured or s.orders_only or not s.case.evidence:
             continue
-        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, settings.answer))
+        scorer = scorers.setdefault(
+            id(s.lexical),
+            EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
+        )
         for part, query in question_parts(s.question, s.query):
             evidence = scorer.score(part, query, s.passages, s.history)
             rank = max(len(s.passages) - 1, 1)
@@ -84,7 +87,10 @@ def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder,
     for s in samples:
         if s.structured or s.orders_only or not s.passages:
             continue
-        scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, settings.answer))
+        scorer = scorers.setdefault(
+            id(s.lexical),
+            EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
+        )
         evidence = scorer.score(s.question, s.query, s.passages, s.history)
         if not evidence:
             continue
@@ -138,7 +144,7 @@ def main(path: Path = SUITES) -> None:
     settings = Settings()
     embedder = Embedder(settings.embedding)
     suites = load_suites(path)
-    reader = make_reader("trained")
+    reader = TrainedReader()
     prepared = {s.name: prepare(s, settings, embedder) for s in suites}
     groups = {s.name: signals(prepared[s.name], settings, embedder) for s in suites}
     read = {s.name: reading(prepared[s.name], settings, embedder, reader) for s in suites}

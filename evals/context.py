@@ -17,6 +17,7 @@ from evals.metrics import quote_matches_gold
 from evals.suites import SUITES, load_suites
 from rag.embeddings import Embedder
 from rag.evidence import EvidenceScorer
+from rag.reader import make_reader
 from rag.settings import Settings
 from rag.text import sentence_spans
 
@@ -38,7 +39,10 @@ def main(budgets: tuple[int, ...] = BUDGETS, path: Path = SUITES) -> None:
         chars = dict.fromkeys(budgets, 0)
         scorers: dict[int, EvidenceScorer] = {}
         for s in samples:
-            scorer = scorers.setdefault(id(s.lexical), EvidenceScorer(embedder, s.lexical, settings.answer))
+            scorer = scorers.setdefault(
+                id(s.lexical),
+                EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
+            )
             for budget in budgets:
                 shown = scorer.excerpts(s.question, s.query, s.passages, s.history, budget)
                 sentences = [text[a:b] for text in shown for a, b in sentence_spans(text)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -229,6 +230,23 @@ def _answer_or_exit(run: object) -> object:
         fail(str(exc), EXIT_UNUSABLE)
 
 
+# What documents may hold that a terminal would obey: escape sequences (CSI, OSC such as window titles
+# and hidden OSC-8 links, DCS/SOS/PM/APC strings, two-character escapes), C0 and C1 controls, and the
+# bidirectional overrides that reorder what is shown.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, SOS, PM, APC (to BEL or ST)
+    r"|\x1b[@-Z\\-_]?"  # other escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _shown(text: str) -> str:
+    """Text from documents as a terminal should print it: without escape sequences and control characters
+    (line breaks and tabs stay)."""
+    return _ESCAPES.sub("", text)
+
+
 def _print_sources(answer: object) -> None:
     from rag.types import Answer
 
@@ -238,7 +256,7 @@ def _print_sources(answer: object) -> None:
             typer.echo("\nRelated passages (not citations):")
             for p in answer.related:
                 who = f" — {p.author}" if p.author else ""
-                typer.echo(f"  · {p.source}{who}: {_snippet(p.text)}")
+                typer.echo(_shown(f"  · {p.source}{who}: {_snippet(p.text)}"))
         return
     if answer.citations:
         typer.echo("\nSources:")
@@ -247,9 +265,7 @@ def _print_sources(answer: object) -> None:
         who = f" — {p.author}" if p.author else ""
         where = f"{p.title} › {p.section}" if p.section else p.title
         quotes = "\n      ".join(f"“{_snippet(q, 240)}”" for q in c.quotes)
-        typer.echo(
-            f"  [{c.marker}] {where} ({p.url or p.source}{who})\n      {quotes}"
-        )  # the page, if on the web
+        typer.echo(_shown(f"  [{c.marker}] {where} ({p.url or p.source}{who})\n      {quotes}"))
 
 
 def _snippet(text: str, limit: int = 160) -> str:
@@ -283,7 +299,7 @@ def ask(
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
         return
-    typer.echo(answer.text)
+    typer.echo(_shown(answer.text))
     _print_sources(answer)
 
 
@@ -336,7 +352,7 @@ def _stream_to_terminal(pipeline: object, question: str, turns: list[object]) ->
     answer = None
     for event in pipeline.stream(question, turns):
         if isinstance(event, TextDelta):
-            typer.echo(event.text, nl=False)
+            typer.echo(_shown(event.text), nl=False)
         elif isinstance(event, Done):
             answer = event.answer
     typer.echo()
@@ -699,6 +715,18 @@ def serve(
             f"refusing to listen on {host} without API keys: set RAG_SERVER__API_KEYS='[\"KEY\"]' "
             "or use --host 127.0.0.1",
             EXIT_USAGE,
+        )
+    if "*" in server.allowed_hosts:
+        if server.browser_keys and not server.force_any_host:
+            fail(
+                'refusing server.allowed_hosts = ["*"] with browser keys: any Host would be served, '
+                "which turns off DNS-rebinding protection; list the names clients use, or set "
+                "RAG_SERVER__FORCE_ANY_HOST=true",
+                EXIT_USAGE,
+            )
+        typer.echo(
+            'warning: server.allowed_hosts is "*": any Host header is served (no DNS-rebinding protection)',
+            err=True,
         )
     import uvicorn
 

@@ -7,7 +7,9 @@ Signals, each the same for any corpus:
   path, its paragraph and the paragraphs either side, a comment's author line);
 - answer type: when the question asks for a kind of value (`rag.answertypes`), whether the sentence
   states one that the question does not already give;
-- follow-ups: nearness to what the previous answer quoted (same paragraph), and a penalty for repeating it.
+- follow-ups: nearness to what the previous answer quoted (same paragraph), and a penalty for repeating it;
+- the reader (`rag.reader`, a model trained here): the probability that the sentence, read with where it
+  sits, answers the question (a follow-up's question with the conversation's terms).
 The weights are settings (`answer.*`), fitted by `rag eval --calibrate`.
 """
 
@@ -22,6 +24,7 @@ from rag.answertypes import accepted, expected_kind, focus, new_values, page_top
 from rag.embeddings import Embedder
 from rag.lexical import LexicalIndex
 from rag.orders import is_order
+from rag.reader import Candidate, Reader
 from rag.settings import AnswerSettings
 from rag.text import paragraph_spans, tokenize
 from rag.types import Passage, Turn, context_line
@@ -42,6 +45,7 @@ class Evidence:
     score: float
     near: bool = False  # in a follow-up: in the paragraph the previous answer quoted
     repeat: bool = False  # in a follow-up: quoted by the previous answer
+    reader: float = 0.0  # the reader's probability that the sentence answers the question
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Features:
     soft_context: float  # like `context`, a missing word counting its closest word's similarity
     soft_focus: float  # the same for the focus
     typed: float  # 1 when the question asks for a kind of value and the sentence states one
+    reader: float  # the reader's probability that the sentence answers the question
 
     def vector(self) -> list[float]:
         return [
@@ -66,6 +71,7 @@ class Features:
             self.soft_context,
             self.soft_focus,
             self.typed,
+            self.reader,
         ]
 
 
@@ -131,6 +137,7 @@ def _normal(text: str) -> str:
 def evidence_score(ev: Evidence, s: AnswerSettings) -> float:
     """A sentence's score from its signals and the weights in the settings."""
     score = s.w_similarity * ev.similarity + s.w_coverage * ev.coverage + s.w_context * ev.context
+    score += s.w_reader * ev.reader
     if ev.typed is False:
         score -= s.untyped_penalty
     if ev.near:
@@ -143,10 +150,17 @@ def evidence_score(ev: Evidence, s: AnswerSettings) -> float:
 class EvidenceScorer:
     """Scores the sentences of retrieved passages against a question (see the module docstring)."""
 
-    def __init__(self, embedder: Embedder, lexical: LexicalIndex, settings: AnswerSettings) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        lexical: LexicalIndex,
+        settings: AnswerSettings,
+        reader: Reader | None = None,
+    ) -> None:
         self.embedder = embedder
         self.lexical = lexical
         self.settings = settings
+        self.reader = reader
         self._cache: OrderedDict[tuple[object, ...], Assessment] = OrderedDict()
 
     def _weights(self, text: str) -> dict[str, float]:
@@ -206,9 +220,16 @@ class EvidenceScorer:
         ]
         vectors = self.embedder.encode_cached([query, *read])
         similarities = vectors[1:] @ vectors[0]
+        readings = [0.0] * len(spans)
+        if self.reader is not None:  # a follow-up is read with the conversation's terms
+            candidates = [
+                Candidate(i, a, b, t, context_line(passages[i].metadata))
+                for (i, a, b), t in zip(spans, texts, strict=True)
+            ]
+            readings = self.reader.score(query if history else question, candidates)
         evidence = []
-        for (i, a, b), text, similarity, around, near in zip(
-            spans, texts, similarities, contexts, near_previous, strict=True
+        for (i, a, b), text, similarity, around, near, reading in zip(
+            spans, texts, similarities, contexts, near_previous, readings, strict=True
         ):
             tokens = set(tokenize(text))
             coverage = sum(w for t, w in terms.items() if t in tokens) / total
@@ -225,7 +246,9 @@ class EvidenceScorer:
             # a follow-up that asks for a kind of value may find it in what was quoted ("When was that?");
             # one that asks for more words ("What else?") wants something new
             repeat = _normal(text) in quoted and kind is None
-            ev = Evidence(i, a, b, text, float(similarity), coverage, context, typed, 0.0, near, repeat)
+            ev = Evidence(
+                i, a, b, text, float(similarity), coverage, context, typed, 0.0, near, repeat, reading
+            )
             evidence.append(replace(ev, score=evidence_score(ev, s)))
         evidence.sort(key=lambda ev: -ev.score)
         return evidence
@@ -260,6 +283,7 @@ class EvidenceScorer:
             soft_context,
             soft_focus,
             1.0 if best.typed else 0.0,
+            best.reader,
         )
 
     def excerpts(

@@ -24,6 +24,7 @@ from rag.generators.base import REFUSAL, GenerationRequest, Generator, Generator
 from rag.generators.extractive import ExtractiveGenerator
 from rag.lexical import LexicalIndex, rebuild
 from rag.orders import asks_about_orders, information_need, report_orders
+from rag.reader import make_reader
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.store import Metadata, VectorStore
@@ -98,7 +99,8 @@ class Pipeline:
             self.doctypes = plugins(self.lexical)
 
     def load_model(self) -> None:
-        """Load the embedding model now, at start-up, rather than in the first question's answer."""
+        """Load the embedding model (and the reader's) now, at start-up, rather than in the first question's
+        answer."""
         self.embedder.encode(["warm-up"])
 
     def ensure_ready(self) -> None:
@@ -299,7 +301,7 @@ def build_pipeline(
     lexical = load_lexical(settings, store, info)
     r, a = settings.retrieval, settings.answer
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)
-    scorer = EvidenceScorer(embedder, lexical, settings.answer)
+    scorer = EvidenceScorer(embedder, lexical, settings.answer, make_reader(a.reader))
     generator = generator or make_generator(settings, scorer)
     extractive = isinstance(generator, ExtractiveGenerator)
     fallback = (

@@ -2,8 +2,9 @@
 
 Trained here (`python -m evals.train_reader`) and measured against the gold evidence of every suite by
 `python -m evals.ceiling` (reader top-1 and answerability AUC beside plain cosine and the answerer's own
-ranking). Not yet the answer path's default: with it deciding alone, refusal of unanswerable questions
-fell on the held-out suites (README, "The reader"). Readers, chosen by name (`make_reader`):
+ranking). Its probability is one signal of the evidence score and of the answerability judge
+(`rag.evidence`), weighted by `rag eval --calibrate`; deciding alone, it refused too few unanswerable
+questions (README, "The reader"). Readers, chosen by name (`answer.reader`, `make_reader`):
 - `trained`: all-MiniLM-L6-v2 fine-tuned here on question/answer pairs of handbooks, docs and policies to
   embed a question next to the sentences that answer it, shipped as int8 ONNX under `rag/models/reader/`
   and run on ONNX Runtime (no torch);
@@ -16,22 +17,30 @@ What a model reads of a candidate is `candidate_text(sentence, where)`: the sent
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
+import platform
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.embeddings import EmbeddingError
+from rag.retrieval import UnknownBackend
+
 MODEL_DIR = Path(__file__).with_name("models") / "reader"
 MAX_TOKENS = 128
+CACHE = 4096  # readings kept (a question and its candidates' scores)
 
 
-class ReaderError(RuntimeError):
-    """The reader's model is missing, damaged or cannot run."""
+class ReaderError(EmbeddingError):
+    """The reader's model is missing, damaged or cannot run (mapped as the embedding model's errors are)."""
 
 
 def candidate_text(sentence: str, where: str) -> str:
@@ -70,7 +79,7 @@ class TrainedReader(Reader):
     `model.json`. A sentence's probability is the logistic function of its cosine to the question, with
     the scale and bias fitted on held-out sources at training time."""
 
-    def __init__(self, path: Path = MODEL_DIR) -> None:
+    def __init__(self, path: Path = MODEL_DIR, exact: bool | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -92,12 +101,19 @@ class TrainedReader(Reader):
         options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        if exact is None:
+            exact = needs_unsigned_weights()
+        source: str | bytes = unsigned_weights(model.read_bytes()) if exact else str(model)
+        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.batch_size = 16
+        self._cache: OrderedDict[bytes, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Any:
-        """Normalized mean-pooled embeddings of `texts`, in batches of like lengths."""
+        """Normalized mean-pooled embeddings of `texts`, in batches of like lengths. (The int8 model
+        quantizes each batch's activations with one scale, so a text's embedding depends slightly on its
+        batch: `score` reads a question and its candidates in one call, and keeps the result whole.)"""
         import numpy as np
 
         out = np.zeros((len(texts), 0), dtype=np.float32)
@@ -124,10 +140,59 @@ class TrainedReader(Reader):
         return [float(x) for x in vectors[1:] @ vectors[0]]
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
+        """The same question and candidates always get the same scores: the last `CACHE` readings are
+        kept whole (follow-ups, a question's parts and calibration read the same ones again)."""
         if not candidates:
             return []
-        cosines = self.cosines(question, [candidate_text(c.text, c.where) for c in candidates])
-        return [logistic(self.scale * x + self.bias) for x in cosines]
+        texts = tuple(candidate_text(c.text, c.where) for c in candidates)
+        key = hashlib.blake2b("\x1f".join((question, *texts)).encode(), digest_size=16).digest()
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return list(self._cache[key])
+        cosines = self.cosines(question, texts)
+        scores = [logistic(self.scale * x + self.bias) for x in cosines]
+        with self._lock:
+            self._cache[key] = scores
+            while len(self._cache) > CACHE:
+                self._cache.popitem(last=False)
+        return list(scores)
+
+
+def needs_unsigned_weights() -> bool:
+    """Whether this CPU's int8 kernel for signed weights could round (x86 without VNNI: ONNX Runtime then
+    multiplies with AVX2's saturating `vpmaddubsw`). With VNNI, or on other machines, it is exact."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # unknown: the exact way
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags
+
+
+def unsigned_weights(model: bytes) -> bytes:
+    """The int8 model with its signed weights moved to unsigned ones (w + 128, zero point + 128): the same
+    numbers, multiplied by ONNX Runtime's exact unsigned kernel on every x86 CPU, so that the reader's
+    scores are the same on every machine (about twice as slow as VNNI's signed kernel)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(model)
+    initializers = {t.name: t for t in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        for name in (node.input[1], node.input[3]):
+            tensor = initializers.get(name)
+            if tensor is None:
+                continue
+            values = numpy_helper.to_array(tensor)
+            if values.dtype == np.int8:
+                shifted = (values.astype(np.int16) + 128).astype(np.uint8)
+                tensor.CopyFrom(numpy_helper.from_array(shifted, name))
+    return bytes(graph.SerializeToString())
 
 
 class CrossEncoderReader(Reader):
@@ -161,13 +226,21 @@ def _read_card(path: Path) -> dict[str, Any]:
     return card if isinstance(card, dict) else {}
 
 
-READERS = ("trained", "cross-encoder:NAME_OR_PATH")
+@functools.lru_cache(maxsize=1)
+def _shipped() -> TrainedReader:
+    """The shipped reader, loaded once per process (its embeddings cache is shared)."""
+    return TrainedReader()
 
 
-def make_reader(name: str) -> Reader:
-    """The reader called `name` (`answer.reader`)."""
+READERS = ("trained", "cross-encoder:NAME_OR_PATH", "none")
+
+
+def make_reader(name: str) -> Reader | None:
+    """The reader called `name` (`answer.reader`); None for "none"."""
+    if name == "none":
+        return None
     if name == "trained":
-        return TrainedReader()
+        return _shipped()
     if name.startswith("cross-encoder:") and name.partition(":")[2].strip():
         return CrossEncoderReader(name.partition(":")[2].strip())
-    raise ReaderError(f"unknown reader {name!r}; known: {', '.join(READERS)}")
+    raise UnknownBackend(f"unknown reader {name!r}; known: {', '.join(READERS)}")

@@ -232,12 +232,26 @@ class AnswerSettings(Section):
     )
     judge_weights: list[float] = Field(
         default_factory=_fit("judge_weights"),
-        min_length=8,
-        max_length=8,
+        min_length=9,
+        max_length=9,
         description="Logistic model of the evidence judge: bias, then weights of the best sentence's "
         "similarity and context coverage, and of how much of what the question asks about (its focus) "
         "its context holds and how similar the focus and the sentence are, the soft (embedding) "
-        "coverage of the question and of its focus, and whether it states the kind of value asked for.",
+        "coverage of the question and of its focus, whether it states the kind of value asked for, and "
+        "the reader's probability that it answers the question.",
+    )
+    reader: str = Field(
+        "trained",
+        description="The reader that scores each retrieved sentence as the answer (`rag.reader`): trained "
+        "(the model trained here, shipped under rag/models/reader), cross-encoder:NAME_OR_PATH (a "
+        "sentence-transformers CrossEncoder on disk) or none. Its probability weighs in the evidence "
+        "score (`answer.w_reader`) and in the judge.",
+    )
+    w_reader: float = Field(
+        default_factory=_fit("w_reader"),
+        ge=0,
+        description="Evidence score weight of the reader's probability that the sentence answers the "
+        "question.",
     )
     w_similarity: float = Field(
         default_factory=_fit("w_similarity"),
@@ -357,6 +371,12 @@ class ServerSettings(Section):
         default_factory=list,
         description="Host names the server answers to (JSON list; `*` = any); other `Host` headers get 400 "
         "(DNS rebinding). Always allowed: the listen address, localhost, 127.0.0.1 and [::1].",
+    )
+    force_any_host: bool = Field(
+        False,
+        description='Serve `allowed_hosts = ["*"]` even with browser keys (`rag serve` refuses that '
+        "otherwise: any Host is then answered, which turns off the DNS-rebinding check that protects "
+        "the wiki's readers).",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -100,8 +100,8 @@ def test_typed_answers(pipeline: Pipeline, question: str, fact: str) -> None:
             "How many days of parental leave do I get?",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known weakness: the calibrated answer.typed_focus is 0, so another page's count of "
-                "days (annual leave) passes the type check and the judge",
+                reason="known weakness: another page's count of days (annual leave) passes the type check "
+                "and the judge, the reader's probability included",
             ),
         ),
         "What is the phone number of the London office?",
@@ -180,3 +180,26 @@ def test_llm_excerpts_keep_the_answer_within_the_budget(pipeline: Pipeline) -> N
     for passage, text in zip(passages, shown, strict=True):  # every piece is the passage's own words
         assert all(part.strip() in passage.text for part in text.split("…"))
         assert text.strip("… ")
+
+
+def test_the_reader_scores_every_sentence_and_is_chosen_by_name(
+    indexed: Settings, pipeline: Pipeline
+) -> None:
+    """`answer.reader`: the trained reader's probability is a signal of every evidence sentence (and of
+    the judge); "none" leaves it out; an unknown name fails when the pipeline is built, listing the known."""
+    from rag.retrieval import UnknownBackend
+
+    question = "How many days of annual leave do full-time staff get?"
+    passages = pipeline.retriever.retrieve(question, 3)
+    evidence = pipeline.scorer.score(question, question, passages)
+    assert evidence and all(0.0 < ev.reader < 1.0 for ev in evidence)
+    best = max(evidence, key=lambda ev: ev.reader)
+    assert "25 days of annual leave" in best.text
+    assessment = pipeline.scorer.assess(question, question, passages)
+    assert assessment.features is not None
+    assert assessment.features.reader == assessment.evidence[0].reader  # the judge sees the best's
+    off = indexed.model_copy(update={"answer": indexed.answer.model_copy(update={"reader": "none"})})
+    assert all(ev.reader == 0.0 for ev in build_pipeline(off).scorer.score(question, question, passages))
+    wrong = indexed.model_copy(update={"answer": indexed.answer.model_copy(update={"reader": "oracle"})})
+    with pytest.raises(UnknownBackend, match="unknown reader 'oracle'; known: trained"):
+        build_pipeline(wrong)

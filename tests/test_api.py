@@ -497,6 +497,13 @@ def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
     )
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert refused.stderr.startswith("error: refusing to listen on 0.0.0.0 without API keys")
+    # security finding 12: any Host with browser keys (no DNS-rebinding protection) only when forced
+    anyhost = env | {"RAG_SERVER__ALLOWED_HOSTS": '["*"]', "RAG_SERVER__BROWSER_KEYS": '["b"]'}
+    refused = subprocess.run(
+        [str(BIN / "rag"), "serve"], capture_output=True, text=True, env=anyhost, timeout=120
+    )
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stderr.startswith('error: refusing server.allowed_hosts = ["*"] with browser keys')
 
     port = free_port()
     with open(tmp_path / "serve.log", "wb") as log:
@@ -517,6 +524,18 @@ def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
             ]
             assert forged == [200, 200, 429]
             assert httpx.get(sources, headers={"Host": "attacker.example"}).status_code == 400
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    forced = anyhost | {"RAG_SERVER__FORCE_ANY_HOST": "true", "RAG_SERVER__API_KEYS": '["k"]'}
+    port = free_port()
+    with open(tmp_path / "forced.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=forced
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            assert 'warning: server.allowed_hosts is "*"' in (tmp_path / "forced.log").read_text()
         finally:
             proc.terminate()
             proc.wait(timeout=30)

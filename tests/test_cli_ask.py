@@ -135,3 +135,22 @@ def test_chat_keeps_the_conversation(data_dir: Path) -> None:
     assert "£500,000" in answers[1] and "October 2021" in answers[2]
     assert "(new conversation)" in result.stdout and result.stdout.count("Sources:") == 2
     assert result.stderr.startswith("loading the model…")  # said before the prompt, not after a silence
+
+
+def test_terminal_sequences_in_documents_are_not_printed(tmp_path: Path) -> None:
+    """A page that clears the screen, sets the window title and hides a link (OSC 8) in its text: `rag ask`
+    prints its words without the sequences, and the quote still reads as the page's."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "rota.md").write_text(
+        "# On-call rota\n\nThe on-call rotation day is \x1b[2J\x1b[HMonday\x1b]0;pwned\x07 at 09:00, "
+        "see \x1b]8;;https://evil.example/\x1b\\the rota page\x1b]8;;\x1b\\ for swaps.\u202e\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "data"
+    assert rag(data, "ingest", str(docs)).returncode == 0
+    result = rag(data, "ask", "What is the on-call rotation day?")
+    assert result.returncode == 0, result.stderr
+    assert "Monday" in result.stdout and "the rota page" in result.stdout
+    assert not any(ch in result.stdout for ch in "\x1b\x07\x9b\u202e"), repr(result.stdout)
+    assert "evil.example" not in result.stdout and "pwned" not in result.stdout

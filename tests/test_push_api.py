@@ -116,6 +116,12 @@ def test_read_keys_cannot_write(url: str) -> None:
         ("/v1/documents/empty", {"content": "  \n"}, 422, "invalid_document"),
         ("/v1/documents/x", {"content": PAGE, "url": "javascript:alert(1)"}, 422, "invalid_request"),
         ("/v1/documents/x", {"content": PAGE, "format": "pdf"}, 422, "invalid_request"),
+        (
+            "/v1/documents/x",
+            {"content": f"---\nurl: javascript:alert(1)\n---\n{PAGE}"},
+            422,
+            "invalid_document",
+        ),
         ("/v1/documents/x", {"content": "x" * 200_000}, 413, "body_too_large"),
     ],
 )
@@ -151,6 +157,27 @@ def test_a_page_larger_than_a_question_body_is_accepted(url: str) -> None:
         put = admin.put(f"{url}/v1/documents/runbook", json={"content": long_page, "format": "text"})
         assert put.status_code == 200 and put.json()["chunks"] > 1
         assert admin.delete(f"{url}/v1/documents/runbook").status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read(url: str) -> None:
+    """Security finding 8: without an admin key, a PUT announcing a large body is answered at once, from
+    its headers, and the body is never read (it had been read up to server.max_document_bytes first)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    for key in (None, READ, "wrong"):
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
+        head = (
+            f"PUT /v1/documents/x HTTP/1.1\r\nHost: {where.netloc}\r\n{auth}"
+            "Content-Type: application/json\r\nContent-Length: 90000\r\n\r\n"
+        )
+        with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+            sock.sendall(head.encode() + b'{"content": "')  # and nothing more: the server must not wait
+            reply = sock.recv(4096).decode("latin-1")
+        status = 403 if key == READ else 401
+        assert reply.startswith(f"HTTP/1.1 {status} "), (key, reply[:200])
+        assert ('"admin_key_required"' if key == READ else "_key") in reply
 
 
 def test_the_push_api_is_off_without_admin_keys(data_dir: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.reader import MODEL_DIR, Candidate, ReaderError, TrainedReader, candidate_text, make_reader
+from rag.retrieval import UnknownBackend
 
 
 def test_the_shipped_model_matches_its_card_and_stays_small() -> None:
@@ -24,7 +25,7 @@ def test_the_shipped_model_matches_its_card_and_stays_small() -> None:
 
 def test_it_reads_a_sentence_that_answers_above_ones_that_do_not() -> None:
     """A page it never saw: the answering sentence is read above its neighbours and outscores them."""
-    reader = make_reader("trained")
+    reader = TrainedReader()
     where = "Employee handbook › Benefits › Parental leave"
     sentences = [
         "Parents are encouraged to plan their leave with their manager early.",
@@ -58,7 +59,7 @@ def test_a_damaged_model_is_one_line(tmp_path: Path) -> None:
 
 def test_unknown_readers_fail_with_the_known_ones() -> None:
     with pytest.raises(
-        ReaderError, match=r"unknown reader 'oracle'; known: trained, cross-encoder:NAME_OR_PATH"
+        UnknownBackend, match=r"unknown reader 'oracle'; known: trained, cross-encoder:NAME_OR_PATH, none$"
     ):
         make_reader("oracle")
 
@@ -73,7 +74,28 @@ def test_any_sentence_transformers_cross_encoder_on_disk_can_read(tmp_path: Path
     AutoModelForSequenceClassification.from_pretrained(base, num_labels=1).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path)
     reader = make_reader(f"cross-encoder:{tmp_path}")
+    assert reader is not None
     candidates = [Candidate(0, 0, 5, text, "Page") for text in ("One.", "Two.", "Three.")]
     scores = reader.score("Which one?", candidates)
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
     assert reader.score("Which one?", []) == []
+
+
+def test_the_exact_unsigned_kernel_reads_the_same_scores() -> None:
+    """On x86 CPUs without VNNI the weights are moved to unsigned (ONNX Runtime's signed kernel there
+    saturates): the scores must be the very same as the signed kernel's where that one is exact."""
+    from rag.reader import needs_unsigned_weights
+
+    where = "Team handbook › Travel"
+    sentences = [
+        f"Sentence {i} of the travel policy sets the limit for item {i} at ${i * 40}." for i in range(40)
+    ]
+    candidates = [Candidate(0, 0, len(s), s, where) for s in sentences]
+    question = "What is the hotel limit per night?"
+    exact = TrainedReader(exact=True).score(question, candidates)
+    # as measured where the model was trained (every machine must read the same, up to float rounding)
+    assert exact[:5] == pytest.approx([0.04575, 0.05877, 0.05157, 0.05133, 0.0521], abs=1e-4)
+    if needs_unsigned_weights():  # this CPU runs the exact kernel anyway
+        assert TrainedReader().score(question, candidates) == exact
+    else:
+        assert TrainedReader(exact=False).score(question, candidates) == exact

@@ -106,6 +106,30 @@ def test_a_foreign_host_is_400_before_any_route(wiki: str, data_dir: Path) -> No
     assert status(wiki, key=BROWSER, **same_origin) == 200  # the server's own pages on an allowed name
 
 
+def test_refusals_before_any_route_carry_the_security_headers_and_a_json_body(wiki: str) -> None:
+    """Security finding 13: the host check's 400 lacked the security headers, and a refused CORS preflight
+    answered in plain text."""
+    port = wiki.rsplit(":", 1)[1]
+    with client(Host=f"attacker.example:{port}") as c:
+        foreign = c.get(f"{wiki}/v1/sources")
+    preflight = httpx.options(
+        f"{wiki}/v1/ask/stream",
+        headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    for response in (foreign, preflight):
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert foreign.json()["error"]["code"] == "host_not_allowed"
+    assert preflight.json()["error"] == {
+        "code": "cors_refused",
+        "message": "this cross-origin request is not allowed (origin)",
+    }
+    assert "access-control-allow-origin" not in preflight.headers
+
+
 # ---- public browser keys ----
 
 
@@ -138,6 +162,15 @@ def test_failed_keys_are_limited_per_client(wiki: str) -> None:
     assert [status(wiki, "127.0.0.30", "wrong") for _ in range(4)] == [401, 401, 401, 429]
     assert status(wiki, "127.0.0.30") == 429  # a missing key is a failure too; the client waits
     assert status(wiki, "127.0.0.31", "wrong") == 401  # another client is not affected
+
+
+def test_failed_keys_do_not_lock_out_valid_keys_from_the_same_address(wiki: str) -> None:
+    """The probe: ten wrong keys from one address (clients behind one NAT), then the server key and a
+    wiki reader's browser key from that address still work; wrong keys stay limited."""
+    assert [status(wiki, "127.0.0.32", "wrong") for _ in range(10)][-1] == 429
+    assert status(wiki, "127.0.0.32", SERVER) == 200
+    assert status(wiki, "127.0.0.32", BROWSER, Origin=WIKI) == 200
+    assert status(wiki, "127.0.0.32", "wrong") == 429
     assert status(wiki, "127.0.0.31", SERVER) == 200
 
 

@@ -172,7 +172,8 @@ def _match(token: bytes, keys: list[bytes]) -> int:
 
 
 class Access:
-    """The checks of every /v1 request, in order: failed-key limit, key, origin, rate limit. With
+    """The checks of every /v1 request, in order: key (a missing or wrong one counts against its client's
+    failed-key limit), origin, rate limit. With
     `server.redis_url`, the limits are kept in Redis under the index's `collection`."""
 
     def __init__(self, server: ServerSettings, collection: str = DEFAULT_COLLECTION) -> None:
@@ -198,15 +199,21 @@ class Access:
             raise ApiError(403, "origin_not_allowed", f"origin {origin} is not in server.cors_origins")
 
     def _key(self, attempt: Attempt, kind: str) -> bytes:
-        """The presented key; a client over its failed-key limit gets 429, a missing key 401 (counted)."""
-        self.failures.check(attempt.client, record=False)
+        """The presented key; a missing key is a failure (401, or 429 over the failed-key limit)."""
         if attempt.token is None:
-            self.failures.record(attempt.client)
+            self._fail(attempt)
             raise ApiError(401, "missing_key", f"send {kind}: Authorization: Bearer KEY", CHALLENGE)
         return attempt.token.encode()
 
-    def _invalid(self, attempt: Attempt) -> ApiError:
+    def _fail(self, attempt: Attempt) -> None:
+        """Count a missing or wrong key against its client address: 429 once over the limit. Failures count
+        against failures only: a valid key from the same address (clients behind one NAT, the wiki's
+        webhook) is never locked out."""
+        self.failures.check(attempt.client, record=False)
         self.failures.record(attempt.client)
+
+    def _invalid(self, attempt: Attempt) -> ApiError:
+        self._fail(attempt)
         return ApiError(401, "invalid_key", "the API key is not valid", CHALLENGE)
 
     def check(self, attempt: Attempt) -> Caller:

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import uvicorn
@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -118,17 +119,49 @@ class LazyPipeline:
                 )
 
 
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as every error is: a JSON error body."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        error = ApiError(400, "cors_refused", f"this cross-origin request is not allowed ({refused})")
+        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
+        return JSONResponse(error.body(), status_code=400, headers=headers)
+
+
+def scope_attempt(scope: Scope) -> Attempt:
+    """What a request presents, read from its ASGI scope (the bearer key as HTTPBearer reads it)."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    client = scope["client"][0] if scope.get("client") else ""
+    return Attempt(client, token, headers.get("origin"), scope.get("scheme", "http"), headers.get("host", ""))
+
+
 class BodyLimit:
     """ASGI middleware: reject bodies over `limit` bytes with 413 before anything parses them (declared
-    Content-Length, or counted as a chunked body arrives); the accepted body is replayed to the app."""
+    Content-Length, or counted as a chunked body arrives); the accepted body is replayed to the app. The
+    documents API (`document_limit`) checks its admin key first (`admin`), so that a caller without one
+    has nothing read; the app finds the caller in the request's state."""
 
-    def __init__(self, app: ASGIApp, limit: int, document_limit: int) -> None:
-        self.app, self.limit, self.document_limit = app, limit, document_limit
+    def __init__(
+        self, app: ASGIApp, limit: int, document_limit: int, admin: Callable[[Attempt], Caller]
+    ) -> None:
+        self.app, self.limit, self.document_limit, self.admin = app, limit, document_limit, admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.document_limit if scope["path"].startswith("/v1/documents/") else self.limit
+        documents = scope["path"] == "/v1/documents" or scope["path"].startswith("/v1/documents/")
+        if documents and scope.get("method") != "OPTIONS":
+            try:
+                scope.setdefault("state", {})["admin"] = self.admin(scope_attempt(scope))
+            except ApiError as exc:
+                return await exc.response()(scope, receive, send)
+        limit = self.document_limit if documents else self.limit
         too_large = ApiError(413, "body_too_large", f"the request body is over {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > limit:
@@ -224,8 +257,10 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     async def admin(
         request: Request, auth: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
-        """An admin key (server.admin_keys): the only kind that may write documents."""
-        return access.check_admin(attempt(request, auth))
+        """An admin key (server.admin_keys): the only kind that may write documents (checked by
+        `BodyLimit` before the body is read)."""
+        checked = getattr(request.state, "admin", None)
+        return checked if isinstance(checked, Caller) else access.check_admin(attempt(request, auth))
 
     app = FastAPI(
         title="rag-chat",
@@ -417,19 +452,24 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_invalid)
     for kind in HANDLED:
         app.add_exception_handler(kind, on_error)
-    # Middleware, innermost first: the body limit, CORS, the security headers, the host check, then (when
-    # proxies are configured) the client address from X-Forwarded-For.
-    app.add_middleware(BodyLimit, limit=server.max_body_bytes, document_limit=server.max_document_bytes)
+    # Middleware, innermost first: the body limit (and the documents API's key), CORS, the host check, the
+    # security headers, then (when proxies are configured) the client address from X-Forwarded-For.
     app.add_middleware(
-        CORSMiddleware,
+        BodyLimit,
+        limit=server.max_body_bytes,
+        document_limit=server.max_document_bytes,
+        admin=access.check_admin,
+    )
+    app.add_middleware(
+        Cors,
         allow_origins=server.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=["Retry-After"],
         max_age=600,
     )
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(HostGuard, allowed=allowed_hosts(server))
+    app.add_middleware(SecurityHeaders)  # outside the host check: its 400 carries them too
     if server.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=server.trusted_proxies)
     return app
