@@ -455,55 +455,7 @@ def export_bi(model: Any, out: Path) -> Path:
     quantize_dynamic(matmul, int8, op_types_to_quantize=["Gather"], weight_type=QuantType.QUInt8)
     fp32.unlink()
     matmul.unlink()
-    weights_only(int8)
     return int8
-
-
-def weights_only(path: Path) -> None:
-    """Rewrite a dynamically quantized model in place so that only its weights stay int8: each
-    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul` becomes `DequantizeLinear(weights) → MatMul` on
-    fp32 activations. The file keeps its int8 size; the activations are no longer quantized per batch,
-    so a text's scores do not depend on the texts read with it, and no CPU's int8 kernel (AVX2's
-    saturating one, or VNNI's) changes them."""
-    import onnx
-    from onnx import helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    users: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    dropped: set[str] = set()
-    replaced: dict[str, list[Any]] = {}  # in place of each MatMulInteger: the graph stays in order
-    for node in graph.node:
-        if node.op_type != "MatMulInteger":
-            continue
-        x_q, w_q, _, w_zero = node.input
-        quantize = producer[x_q]
-        (cast,) = users[node.output[0]]
-        (mul,) = users[cast.output[0]]
-        scales = producer[next(i for i in mul.input if i != cast.output[0])]
-        w_scale = next(i for i in scales.input if i != quantize.output[1])
-        weights = f"{w_q}_dequantized"
-        replaced[node.output[0]] = [
-            helper.make_node("DequantizeLinear", [w_q, w_scale, w_zero], [weights], axis=1),
-            helper.make_node("MatMul", [quantize.input[0], weights], [mul.output[0]], name=node.name),
-        ]
-        dropped.update(n.output[0] for n in (cast, mul, scales))
-    nodes: list[Any] = []
-    for node in graph.node:
-        if node.output[0] in replaced:
-            nodes.extend(replaced[node.output[0]])
-        elif node.output[0] not in dropped:
-            nodes.append(node)
-    used = {i for n in nodes for i in n.input}
-    nodes = [n for n in nodes if n.op_type != "DynamicQuantizeLinear" or any(o in used for o in n.output)]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

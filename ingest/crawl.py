@@ -8,13 +8,23 @@ last ETag / Last-Modified, so an unchanged page costs one small request (304) an
 content is extracted by trafilatura (navigation, headers, footers dropped) as Markdown, then indexed as a
 file would be (only changed chunks embedded). Pages gone from the site (404/410, or no longer listed or
 linked when the crawl was complete) are removed; a page that fails otherwise keeps what was indexed.
+
+What a site may send is bounded: every response (page, sitemap) is read as a stream and given up past
+`ingest.max_file_mb` after decompression (a gzip bomb is stopped at the limit, never unpacked whole) or
+past `ingest.crawl_timeout` seconds in all (a server trickling bytes cannot hold the crawl); redirects are
+followed on the site only (at most 5), for robots.txt and sitemaps too. robots.txt as RFC 9309 says:
+read up to 500 KiB; a 4xx means no rules; a server error (5xx, 429) or no answer means nothing may be
+crawled, and then nothing indexed is removed either.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -53,28 +63,107 @@ def _same_site(url: str, site: str) -> bool:
     return _site(url) == site
 
 
+MAX_REDIRECTS = 5
+ROBOTS_BYTES = 500 * 1024  # RFC 9309: a crawler parses at least 500 KiB of robots.txt
+PIECE = 64 * 1024  # decompressed at most this much at a time
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One GET, read within the crawl's limits: the final URL (after redirects on the site), the status and
+    the body; `problem` says why nothing usable came back (too large, too slow, redirected off the site,
+    no answer), with status 0."""
+
+    url: str
+    status: int
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
+    body: bytes = b""
+    encoding: str = "utf-8"
+    problem: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(self.encoding, errors="replace")
+
+
 class _Fetcher:
-    def __init__(self, client: httpx.Client, robots: RobotFileParser) -> None:
-        self.client, self.robots = client, robots
+    """GETs on one site, each bounded in bytes (after decompression) and in time, redirects on the site only."""
 
-    def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response | None:
-        try:
-            return self.client.get(url, headers=headers or {})
-        except httpx.HTTPError:
-            return None
+    def __init__(self, client: httpx.Client, site: str, max_bytes: int, seconds: float) -> None:
+        self.client, self.site, self.max_bytes, self.seconds = client, site, max_bytes, seconds
+        self.robots = RobotFileParser()
+        self.robots.parse([])
+
+    def get(self, url: str, headers: dict[str, str] | None = None, *, truncate: int = 0) -> Fetched:
+        """`url` fetched; with `truncate`, a body over that many bytes is cut there rather than refused."""
+        limit = truncate or self.max_bytes
+        for _ in range(MAX_REDIRECTS + 1):
+            deadline = time.monotonic() + self.seconds
+            try:
+                with self.client.stream("GET", url, headers=headers or {}) as response:
+                    if response.has_redirect_location:
+                        target = urldefrag(urljoin(url, response.headers.get("location", ""))).url
+                        if not is_url(target) or not _same_site(target, self.site):
+                            return Fetched(url, 0, problem=f"redirected to another site: {target[:200]}")
+                        url = target
+                        continue
+                    declared = response.headers.get("content-length", "")
+                    coding = response.headers.get("content-encoding", "identity").strip().lower()
+                    if not truncate and coding == "identity" and declared.isdigit() and int(declared) > limit:
+                        return Fetched(url, 0, problem=_too_large(limit))
+                    body = bytearray()
+                    for piece in _decoded(response.iter_raw(), coding):
+                        body += piece
+                        if len(body) > limit:
+                            if truncate:
+                                del body[limit:]
+                                break
+                            return Fetched(url, 0, problem=_too_large(limit))
+                        if time.monotonic() > deadline:
+                            return Fetched(url, 0, problem=f"took longer than {self.seconds:g} s")
+                    encoding = response.charset_encoding or "utf-8"
+                    return Fetched(
+                        str(response.url), response.status_code, response.headers, bytes(body), encoding
+                    )
+            except (httpx.HTTPError, zlib.error, ValueError) as exc:
+                return Fetched(url, 0, problem=f"could not be fetched ({type(exc).__name__})")
+        return Fetched(url, 0, problem=f"more than {MAX_REDIRECTS} redirects")
 
 
-def _robots(client: httpx.Client, site: str) -> RobotFileParser:
-    parser = RobotFileParser()
-    try:
-        response = client.get(f"{site}/robots.txt")
-    except httpx.HTTPError:
-        response = None
-    if response is not None and response.status_code == 200:
-        parser.parse(response.text.splitlines())
+def _too_large(limit: int) -> str:
+    return f"larger than {limit / 1_000_000:g} MB (ingest.max_file_mb)"
+
+
+def _decoded(raw: Iterator[bytes], coding: str) -> Iterator[bytes]:
+    """The body as sent, decompressed a piece at a time (gzip, deflate or none)."""
+    if coding in ("identity", ""):
+        yield from raw
+        return
+    if coding in ("gzip", "x-gzip"):
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif coding == "deflate":
+        inflate = zlib.decompressobj()
     else:
-        parser.parse([])  # no robots.txt: everything is allowed
-    return parser
+        raise ValueError(f"unsupported content encoding {coding}")
+    for chunk in raw:
+        data = chunk
+        while data:
+            yield inflate.decompress(data, PIECE)
+            data = inflate.unconsumed_tail
+    yield inflate.flush()
+
+
+def _robots(fetch: _Fetcher) -> str:
+    """Read the site's robots.txt into `fetch.robots` (RFC 9309); returns why nothing may be crawled, if so."""
+    fetched = fetch.get(f"{fetch.site}/robots.txt", truncate=ROBOTS_BYTES)
+    if fetched.status == 200:
+        fetch.robots.parse(fetched.text.splitlines())
+        return ""
+    if 400 <= fetched.status < 500 and fetched.status != 429:
+        return ""  # unavailable: no rules
+    fetch.robots.parse(["User-agent: *", "Disallow: /"])  # unreachable: complete disallow
+    reason = fetched.problem or f"HTTP {fetched.status}"
+    return f"robots.txt could not be read ({reason}): nothing may be crawled until it can"
 
 
 def _sitemap_pages(fetch: _Fetcher, start: str, site: str) -> list[str] | None:
@@ -94,7 +183,7 @@ def _sitemap_pages(fetch: _Fetcher, start: str, site: str) -> list[str] | None:
             continue
         seen.add(url)
         response = fetch.get(url)
-        if response is None or response.status_code != 200:
+        if response.status != 200:
             continue
         tree = sitemap_from_str(response.text)
         if isinstance(tree, InvalidSitemap):
@@ -148,20 +237,24 @@ def crawl(
         raise IngestUsageError(f"not an http(s) URL: {start}")
     site, limits = _site(start), settings.ingest
     catalog = Catalog(settings.catalog_path)
-    headers = {"User-Agent": f"{AGENT}/0.1"}
+    headers = {"User-Agent": f"{AGENT}/0.1", "Accept-Encoding": "gzip, deflate"}
     with (
-        httpx.Client(headers=headers, timeout=limits.crawl_timeout, follow_redirects=True) as client,
+        httpx.Client(headers=headers, timeout=limits.crawl_timeout, follow_redirects=False) as client,
         changing(settings, embedder=embedder, store=store, on_wait=on_wait) as sync,
     ):
         report = sync.report
-        fetch = _Fetcher(client, _robots(client, site))
-        listed = _sitemap_pages(fetch, start, site)
+        fetch = _Fetcher(client, site, int(limits.max_file_mb * 1_000_000), limits.crawl_timeout)
+        barred = _robots(fetch)
+        listed = None if barred else _sitemap_pages(fetch, start, site)
         queue: deque[tuple[str, int]] = deque((url, 0) for url in (listed or [urldefrag(start).url]))
         queued = {url for url, _ in queue}
         reached: set[str] = set()
         gone: list[str] = []
         validators: dict[str, str] = {}
-        complete = True
+        complete = not barred  # robots.txt unreadable: nothing crawled, nothing removed
+        if barred:
+            report.skipped.append(Skipped(f"{site}/robots.txt", barred))
+            queue.clear()
         while queue:
             url, depth = queue.popleft()
             if len(reached) >= limits.crawl_max_pages:
@@ -179,22 +272,21 @@ def crawl(
                                ("If-Modified-Since", state.get("last_modified"))) if v}  # fmt: skip
             response = fetch.get(url, conditional)
             links: list[str] = state.get("links", [])
-            if response is None or response.status_code >= 500 or response.status_code == 429:
-                complete = False  # the site is not fully readable now: unreached pages are kept
-                report.skipped.append(Skipped(url, "could not be fetched" if response is None
-                                              else f"HTTP {response.status_code}"))  # fmt: skip
+            if response.problem.startswith("redirected to another site"):
+                report.ignored.append(Skipped(url, response.problem))
                 sync.keep(page_key(url))
-            elif response.status_code == 304:
+            elif response.problem or response.status >= 500 or response.status == 429:
+                complete = False  # the site is not fully readable now: unreached pages are kept
+                report.skipped.append(Skipped(url, response.problem or f"HTTP {response.status}"))
+                sync.keep(page_key(url))
+            elif response.status == 304:
                 report.pages_unchanged += 1
                 sync.keep(page_key(url))
-            elif response.status_code in (404, 410):
+            elif response.status in (404, 410):
                 gone.append(page_key(url))
-            elif response.status_code != 200 or "html" not in response.headers.get("content-type", ""):
+            elif response.status != 200 or "html" not in response.headers.get("content-type", ""):
                 kind = response.headers.get("content-type", "")
-                report.ignored.append(Skipped(url, f"HTTP {response.status_code} {kind}".strip()))
-                sync.keep(page_key(url))
-            elif not _same_site(str(response.url), site):
-                report.ignored.append(Skipped(url, f"redirected to another site: {response.url}"))
+                report.ignored.append(Skipped(url, f"HTTP {response.status} {kind}".strip()))
                 sync.keep(page_key(url))
             elif (extracted := _extract(response.text, str(response.url))) is None:
                 links = _links(

@@ -59,7 +59,10 @@ class IngestSettings(Section):
         "length) are repeated at the start of the next chunk of the same document.",
     )
     max_file_mb: float = Field(
-        20.0, gt=0, description="Files larger than this are skipped with a reason, without being read."
+        20.0,
+        gt=0,
+        description="Files larger than this are skipped with a reason, without being read; crawled pages and "
+        "sitemaps are given up past it (counted after decompression, as they arrive).",
     )
     crawl_max_pages: int = Field(
         1000,
@@ -71,7 +74,12 @@ class IngestSettings(Section):
         ge=0,
         description="`rag ingest URL` without a sitemap: links followed at most this deep from the start.",
     )
-    crawl_timeout: float = Field(20.0, gt=0, description="`rag ingest URL`: seconds to wait for one page.")
+    crawl_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="`rag ingest URL`: seconds one page (or sitemap, or robots.txt) may take in all, however "
+        "slowly its bytes come.",
+    )
 
 
 class EmbeddingSettings(Section):
