@@ -1,7 +1,10 @@
 """Answer feedback (thumbs up/down), stored with the question, answer and citations in SQLite.
 
 The store has a size cap: after each insert, while the file is over `max_bytes`, the oldest tenth of the
-rows is deleted (the database is in auto-vacuum mode, so the file shrinks with it).
+rows is deleted (the database is in auto-vacuum mode, so the file shrinks with it). Each row records who
+sent it (`who`: a client address or a key, as the API names them); with `per_sender` set, the text one
+sender has in the store is bounded, its own oldest rows making room for its new one, so that one sender's
+flood never reaches the cap that would delete others' feedback.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     answer TEXT NOT NULL,
     citations TEXT NOT NULL,
     comment TEXT NOT NULL,
-    origin TEXT NOT NULL
+    origin TEXT NOT NULL,
+    who TEXT NOT NULL DEFAULT ''
 )
 """
+_SIZE = "length(question) + length(answer) + length(citations) + length(comment)"
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ class Usage:
 
 
 class FeedbackStore:
-    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
-        self.path, self.max_bytes = path, max_bytes
+    def __init__(self, path: Path, max_bytes: int | None = None, per_sender: int = 0) -> None:
+        self.path, self.max_bytes, self.per_sender = path, max_bytes, per_sender
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,24 @@ class FeedbackStore:
             db.execute("PRAGMA auto_vacuum = FULL")
             db.execute("VACUUM")  # takes effect on an existing file only after a VACUUM (once)
         db.execute(_SCHEMA)
+        if "who" not in {row[1] for row in db.execute("PRAGMA table_info(feedback)")}:  # an older store
+            db.execute("ALTER TABLE feedback ADD COLUMN who TEXT NOT NULL DEFAULT ''")
         return db
+
+    def _make_room(self, db: sqlite3.Connection, who: str, size: int) -> None:
+        """Delete `who`'s oldest rows until its rows and a new one of `size` fit in `per_sender`."""
+        if not who or not self.per_sender:
+            return
+        kept = size
+        stale = []
+        for row_id, length in db.execute(
+            f"SELECT id, {_SIZE} FROM feedback WHERE who = ? ORDER BY id DESC", (who,)
+        ):
+            kept += int(length)
+            if kept > self.per_sender:
+                stale.append(row_id)
+        if stale:
+            db.executemany("DELETE FROM feedback WHERE id = ?", [(i,) for i in stale])
 
     @staticmethod
     def _bytes(db: sqlite3.Connection) -> int:
@@ -91,24 +113,19 @@ class FeedbackStore:
         citations: list[dict[str, Any]],
         comment: str = "",
         origin: str = "ui",
+        who: str = "",
     ) -> int:
         if rating not in (-1, 1):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
+        cited = json.dumps(citations, ensure_ascii=False)
         db = self._connect()
         try:
             with db:
+                self._make_room(db, who, len(question) + len(answer) + len(cited) + len(comment))
                 cursor = db.execute(
-                    "INSERT INTO feedback (created, rating, question, answer, citations, comment, origin)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        time.time(),
-                        rating,
-                        question,
-                        answer,
-                        json.dumps(citations, ensure_ascii=False),
-                        comment,
-                        origin,
-                    ),
+                    "INSERT INTO feedback (created, rating, question, answer, citations, comment, origin, who)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (time.time(), rating, question, answer, cited, comment, origin, who),
                 )
             self._trim(db)
             return int(cursor.lastrowid or 0)

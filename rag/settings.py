@@ -405,6 +405,13 @@ class ServerSettings(Section):
         ge=1_000_000,
         description="Size cap of the feedback store; beyond it the oldest rows are deleted.",
     )
+    feedback_sender_bytes: int = Field(
+        1_000_000,
+        ge=100_000,
+        description="Feedback text one sender (a client address with a browser key or none, or a server key) "
+        "may have in the store; past it the sender's own oldest rows make room, so one sender's flood never "
+        "deletes others' feedback.",
+    )
     docs: bool = Field(
         True, description="Serve the OpenAPI page at /docs (Swagger UI from the installed package, offline)."
     )

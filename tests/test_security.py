@@ -255,6 +255,36 @@ def test_feedback_beyond_the_cap_drops_the_oldest_rows(tmp_path: Path, data_dir:
     assert health["feedback_rows"] == len(kept) and health["feedback_bytes"] <= cap
 
 
+def test_one_senders_feedback_flood_never_deletes_others_feedback(tmp_path: Path, data_dir: Path) -> None:
+    """Security finding 9: 100 posts of ~63 KB from one client had pushed the store over its cap, whose trim
+    then deleted everyone's oldest feedback. Now one sender's text is bounded (its own oldest rows make
+    room), so the others' rows stay."""
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    row = {"rating": -1, "question": "q" * 9_000, "answer": "a" * 50_000, "comment": "c" * 4_000}
+    settings = {
+        "feedback_per_minute": 0,
+        "rate_limit_per_minute": 0,
+        "feedback_max_bytes": 1_000_000,
+        "feedback_sender_bytes": 200_000,
+    }
+    with serve(data, max_body_bytes=100_000, **settings) as url:
+        with client("127.0.0.71") as reader:
+            own = [reader.post(f"{url}/v1/feedback", json={"rating": 1, "question": f"real {i}", "answer": "a"})
+                   for i in range(3)]  # fmt: skip
+        with client("127.0.0.70") as flood:
+            statuses = {flood.post(f"{url}/v1/feedback", json=row).status_code for _ in range(100)}
+    assert statuses == {201} and all(r.status_code == 201 for r in own)
+    rows = FeedbackStore(data / "feedback.sqlite3").all()
+    assert [f.question for f in rows if f.question.startswith("real")] == ["real 0", "real 1", "real 2"]
+    flooded = [f for f in rows if f.question.startswith("q")]
+    assert (
+        len(flooded) >= 1
+        and sum(len(f.question) + len(f.answer) + len(f.comment) for f in flooded) <= 200_000
+    )
+    assert (data / "feedback.sqlite3").stat().st_size <= 1_000_000
+
+
 # ---- nothing internal in responses ----
 
 

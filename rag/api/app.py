@@ -232,7 +232,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     lazy = LazyPipeline(settings, pipeline)
     access = Access(server, settings.store.collection)
     feedback_limit = access.limiter("feedback", server.feedback_per_minute, "feedback posts")
-    store = FeedbackStore(settings.feedback_path, server.feedback_max_bytes)
+    store = FeedbackStore(settings.feedback_path, server.feedback_max_bytes, server.feedback_sender_bytes)
     bearer = HTTPBearer(
         auto_error=False, description="A server key (server.api_keys) or a browser key (server.browser_keys)."
     )
@@ -329,10 +329,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     def feedback(body: FeedbackIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
         """Thumbs up (1) or down (-1) on an answer, stored with the question, answer and citations; at most
         server.feedback_per_minute posts a minute per client; the store keeps its newest rows within
-        server.feedback_max_bytes."""
+        server.feedback_max_bytes, and each sender's within server.feedback_sender_bytes."""
         feedback_limit.check(who.client)
         citations = [c.stored() for c in body.citations]
-        new = store.add(body.rating, body.question, body.answer, citations, body.comment, origin="api")
+        sender = f"{who.key} key {who.index}" if who.key in ("server", "admin") else f"client {who.client}"
+        new = store.add(
+            body.rating, body.question, body.answer, citations, body.comment, origin="api", who=sender
+        )
         return JSONResponse({"id": new}, status_code=201)
 
     app.include_router(api)
