@@ -68,14 +68,6 @@ class Reading:
     auc: float
 
 
-def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
-    """The probability that an answerable case's best score beats an unanswerable one's (ties: half)."""
-    if not positives or not negatives:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
-
-
 def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder, reader: Reader) -> Reading:
     """The reader against the gold evidence, on the sentences the answerer sees of each case."""
     from evals.metrics import quote_matches_gold
@@ -108,6 +100,8 @@ def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder,
             cosine_hits.append(gold[int((vectors[1:] @ vectors[0]).argmax())])
     mean = sum(reader_hits) / len(reader_hits) if reader_hits else 0.0
     baseline = sum(cosine_hits) / len(cosine_hits) if cosine_hits else 0.0
+    from evals.metrics import auc
+
     return Reading(mean, baseline, auc(best[True], best[False]))
 
 

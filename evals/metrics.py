@@ -22,6 +22,10 @@ the answer's sentences and their cited passages), averaged over the cases it app
 - **refusal rate** (unanswerable cases): share refused. **false refusal rate** (answerable cases): share
   refused.
 - **latency p50/p95**: milliseconds per answer (nearest-rank percentiles).
+- **reader top-1, cosine top-1** (answerable cases with evidence): whether the trained reader's best
+  sentence among those the answerer saw matches a gold evidence quote, and the same for plain cosine
+  similarity between question and sentence (the baseline). **reader AUC**: the probability that an
+  answerable case's best reader score beats an unanswerable one's (how well it tells them apart).
 
 "Supports" is a seam (`Support`): the default judge is `rag.verify.LexicalEmbeddingJudge` with a stricter
 threshold than answer-time verification uses; an NLI judge can replace it.
@@ -185,6 +189,14 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """The probability that a positive's score beats a negative's (ties count half); 0 without both."""
+    if not positives or not negatives:
+        return 0.0
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
 @dataclass
 class CaseScore:
     id: str
@@ -200,6 +212,9 @@ class CaseScore:
     error: str = ""
     gold_matched: int = 0  # answered answerable cases with evidence: citations matching a gold quote
     gold_citations: int = 0  # ... and all their citations
+    reader_hit: bool | None = None  # the reader's best sentence matches the gold evidence
+    cosine_hit: bool | None = None  # plain cosine's best sentence does
+    reader_best: float | None = None  # the reader's best probability among the sentences
 
     @property
     def passed(self) -> bool:
@@ -231,6 +246,12 @@ def summarize(scores: Sequence[CaseScore]) -> dict[str, Any]:
         "refusal_rate": mean([float(s.refused) for s in unanswerable]),
         "false_refusal_rate": mean([float(s.refused) for s in answerable]),
         "passed": sum(s.passed for s in scores),
+        "reader_top1": mean([float(s.reader_hit) for s in answerable if s.reader_hit is not None]),
+        "cosine_top1": mean([float(s.cosine_hit) for s in answerable if s.cosine_hit is not None]),
+        "reader_auc": auc(
+            [s.reader_best for s in answerable if s.reader_best is not None],
+            [s.reader_best for s in unanswerable if s.reader_best is not None],
+        ),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
     }
@@ -246,6 +267,9 @@ METRIC_NAMES = (
     "citation_precision",
     "refusal_rate",
     "false_refusal_rate",
+    "reader_top1",
+    "cosine_top1",
+    "reader_auc",
     "latency_p50_ms",
     "latency_p95_ms",
 )

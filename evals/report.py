@@ -20,6 +20,9 @@ METRICS = [
     ("citation_recall", "citation recall"),
     ("refusal_rate", "refusal (unanswerable)"),
     ("false_refusal_rate", "false refusal"),
+    ("reader_top1", "reader top-1"),
+    ("cosine_top1", "cosine top-1"),
+    ("reader_auc", "reader AUC"),
 ]
 # The columns of the suites table (`rag eval --all`), after the suite's name.
 SUITE_COLUMNS = [
@@ -32,6 +35,9 @@ SUITE_COLUMNS = [
     ("citation_recall", "citation recall"),
     ("refusal_rate", "refusal"),
     ("false_refusal_rate", "false refusal"),
+    ("reader_top1", "reader top-1"),
+    ("cosine_top1", "cosine top-1"),
+    ("reader_auc", "reader AUC"),
     ("latency_p50_ms", "p50 ms"),
 ]
 

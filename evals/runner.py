@@ -6,7 +6,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from rag.verify import LexicalEmbeddingJudge, split_claims
 if TYPE_CHECKING:
     from evals.suites import Suite
     from ingest.indexer import IngestReport
+    from rag.pipeline import Pipeline
 
 # Named configurations: overrides of the settings' sections.
 CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -118,6 +119,31 @@ def score_case(
     )
 
 
+def read_case(pipeline: Pipeline, case: EvalCase, answer: Answer) -> dict[str, Any]:
+    """The reader on the sentences the answerer saw of `case` (`CaseScore.reader_hit`, `cosine_hit`,
+    `reader_best`); nothing without a reader or retrieved passages."""
+    from evals.metrics import quote_matches_gold
+    from rag.condense import standalone_question
+    from rag.orders import information_need
+    from rag.pipeline import parse_history
+
+    if pipeline.scorer.reader is None or not answer.retrieved or not answer.query:
+        return {}
+    turns = parse_history(case.history, pipeline.settings.answer.max_history_turns)
+    question = standalone_question(answer.query) if turns else information_need(case.question)
+    evidence = pipeline.scorer.score(question, answer.query, answer.retrieved, turns)
+    if not evidence:
+        return {}
+    best = max(range(len(evidence)), key=lambda i: evidence[i].reader)
+    read: dict[str, Any] = {"reader_best": evidence[best].reader}
+    if case.answerable and case.evidence:
+        gold = [any(quote_matches_gold(ev.text, q) for q in case.evidence) for ev in evidence]
+        asked = answer.query if turns else question  # as the reader read it
+        vectors = pipeline.embedder.encode_cached([asked, *(ev.text for ev in evidence)])
+        read |= {"reader_hit": gold[best], "cosine_hit": gold[int((vectors[1:] @ vectors[0]).argmax())]}
+    return read
+
+
 def run(
     cases: Sequence[EvalCase],
     settings: Settings,
@@ -157,7 +183,8 @@ def run(
                     {"id": case.id, **answer.to_json(), "draft": answer.draft, "notes": answer.notes}
                 )
                 result.answers[case.id] = answer
-                result.scores.append(score_case(case, answer, config.retrieval.k, supports))
+                score = score_case(case, answer, config.retrieval.k, supports)
+                result.scores.append(replace(score, **read_case(pipeline, case, answer)))
             if progress:
                 progress(name, i, len(cases))
         results.append(result)

@@ -646,7 +646,7 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         table.add_row(*cells)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: no wrapping at 80 columns
-        console = Console(width=max(console.width, 200))
+        console = Console(width=max(console.width, 400))
     console.print(table)
 
 

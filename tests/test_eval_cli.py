@@ -455,6 +455,9 @@ SUITE_HEADER = [
     "citation recall",
     "refusal",
     "false refusal",
+    "reader top-1",
+    "cosine top-1",
+    "reader AUC",
     "p50 ms",
 ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -799,6 +800,9 @@ def test_summarize() -> None:
         "passed": 2,  # a1 u1
         "latency_p50_ms": 200.0,  # [50 100 200 300 400], rank ceil(2.5) = 3; the error's 999 is left out
         "latency_p95_ms": 400.0,  # rank ceil(4.75) = 5
+        "reader_top1": 0.0,  # no case was read
+        "cosine_top1": 0.0,
+        "reader_auc": 0.0,
     }
     assert summary.keys() == expected.keys()
     for key, value in expected.items():
@@ -816,3 +820,18 @@ def test_summarize_only_errors() -> None:
     summary = summarize([SCORES[-1], score("e2", False, False, None, None, None, None, 0, 0, 5, "X: y")])
     assert (summary["cases"], summary["errors"], summary["passed"]) == (2, 2, 0)
     assert summary["refusal_rate"] == summary["false_refusal_rate"] == summary["latency_p95_ms"] == 0.0
+
+
+def test_the_reader_metrics() -> None:
+    """Reader top-1 and cosine top-1 over answerable cases that were read; AUC of the best reader score,
+    answerable against unanswerable (ties half)."""
+    read = [
+        replace(SCORES[0], reader_hit=True, cosine_hit=False, reader_best=0.9),
+        replace(SCORES[1], reader_hit=False, cosine_hit=False, reader_best=0.4),
+        replace(SCORES[3], reader_best=0.4),  # unanswerable
+        replace(SCORES[4], reader_best=0.2),
+    ]
+    summary = summarize(read)
+    assert [SCORES[i].answerable for i in (0, 1, 3, 4)] == [True, True, False, False]
+    assert (summary["reader_top1"], summary["cosine_top1"]) == (0.5, 0.0)
+    assert summary["reader_auc"] == pytest.approx((1 + 1 + 0.5 + 1) / 4)
