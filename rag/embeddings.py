@@ -175,40 +175,55 @@ class OnnxEncoder:
         # cores (`python -m evals.encode_sweep`), a question took 5.9 ms at p50 against 8.3 on one thread
         # (14.5 against 17.0 with three busy processes beside it), and bulk encodes ran fastest in small
         # batches (`embedding.batch_size`).
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(str(self.path))
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self.encode([""], 1, bulk=False).shape[1])
 
     def encode(self, texts: list[str], batch_size: int, bulk: bool) -> np.ndarray:
         import numpy as np
 
-        session = self.session
-        out: np.ndarray | None = None
-        # batches of like lengths: less padding
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for at in range(0, len(order), batch_size):
-            batch = order[at : at + batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in batch])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            tokens = session.run(None, feeds)[0]
-            weights = mask[..., None].astype(np.float32)
-            vectors = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            if self.normalize:
-                vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
+        out = mean_pooled(self.session, self.tokenizer, self.inputs, texts, batch_size, self.normalize)
         return out if out is not None else np.zeros((0, self.dimension), dtype=np.float32)
+
+
+def onnx_session(model: str | bytes) -> Any:
+    """An ONNX Runtime session over `model` (a path, or the model's bytes) on every core of this process,
+    its threads not spinning between calls."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def mean_pooled(
+    session: Any, tokenizer: Any, inputs: set[str], texts: Sequence[str], batch_size: int, normalize: bool
+) -> np.ndarray | None:
+    """Mean-pooled token embeddings of `texts` from an ONNX session of a sentence-transformers model
+    (normalized when `normalize`), in batches of like lengths (less padding); None for no texts."""
+    import numpy as np
+
+    out: np.ndarray | None = None
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for at in range(0, len(order), batch_size):
+        batch = order[at : at + batch_size]
+        encoded = tokenizer.encode_batch([texts[i] for i in batch])
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        tokens = session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        vectors = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if normalize:
+            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[batch] = vectors
+    return out
 
 
 def exported(name: str, model: Path, cache_dir: Path) -> Path:

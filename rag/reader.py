@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import platform
 import threading
 from abc import ABC, abstractmethod
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.embeddings import EmbeddingError
+from rag.embeddings import EmbeddingError, mean_pooled, onnx_session
 from rag.retrieval import UnknownBackend
 
 MODEL_DIR = Path(__file__).with_name("models") / "reader"
@@ -97,14 +96,10 @@ class TrainedReader(Reader):
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         self.scale, self.bias = float(card.get("scale", 1.0)), float(card.get("bias", 0.0))
         onnxruntime.set_default_logger_severity(3)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if exact is None:
             exact = needs_unsigned_weights()
         source: str | bytes = unsigned_weights(model.read_bytes()) if exact else str(model)
-        self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(source)
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.batch_size = 16
         self._cache: OrderedDict[bytes, list[float]] = OrderedDict()
@@ -116,24 +111,8 @@ class TrainedReader(Reader):
         batch: `score` reads a question and its candidates in one call, and keeps the result whole.)"""
         import numpy as np
 
-        out = np.zeros((len(texts), 0), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for at in range(0, len(order), self.batch_size):
-            batch = order[at : at + self.batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in batch])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            tokens = self.session.run(None, feeds)[0]
-            weights = mask[..., None].astype(np.float32)
-            vectors = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-            if out.shape[1] == 0:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
-        return out
+        out = mean_pooled(self.session, self.tokenizer, self.inputs, texts, self.batch_size, True)
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def cosines(self, question: str, texts: Sequence[str]) -> list[float]:
         vectors = self.embed([question, *texts])

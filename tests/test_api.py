@@ -505,37 +505,35 @@ def test_rag_serve(data_dir: Path, tmp_path: Path) -> None:
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert refused.stderr.startswith('error: refusing server.allowed_hosts = ["*"] with browser keys')
 
+    with rag_serve(env, tmp_path / "serve.log") as port:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["status"] == "ok"
+        started = (tmp_path / "serve.log").read_text()  # the model and index load before serving
+        assert started.index("loading the model and the index") < started.index("API on http")
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": FUNDING}, timeout=120)
+        assert "£500,000" in answer.json()["answer"]
+        # uvicorn believes no X-Forwarded-For (the probe reset its limit with one) and checks Host
+        sources = f"http://127.0.0.1:{port}/v1/sources"
+        forged = [
+            httpx.get(sources, headers={"X-Forwarded-For": f"127.0.0.{i}"}).status_code for i in (2, 3, 4)
+        ]
+        assert forged == [200, 200, 429]
+        assert httpx.get(sources, headers={"Host": "attacker.example"}).status_code == 400
+    forced = anyhost | {"RAG_SERVER__FORCE_ANY_HOST": "true", "RAG_SERVER__API_KEYS": '["k"]'}
+    with rag_serve(forced, tmp_path / "forced.log"):
+        assert 'warning: server.allowed_hosts is "*"' in (tmp_path / "forced.log").read_text()
+
+
+@contextlib.contextmanager
+def rag_serve(env: dict[str, str], log_path: Path) -> Iterator[int]:
+    """`rag serve` on a free port, its output in `log_path`, until the block ends; yields the port."""
     port = free_port()
-    with open(tmp_path / "serve.log", "wb") as log:
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["status"] == "ok"
-            started = (tmp_path / "serve.log").read_text()  # the model and index load before serving
-            assert started.index("loading the model and the index") < started.index("API on http")
-            answer = httpx.post(f"http://127.0.0.1:{port}/v1/ask", json={"question": FUNDING}, timeout=120)
-            assert "£500,000" in answer.json()["answer"]
-            # uvicorn believes no X-Forwarded-For (the probe reset its limit with one) and checks Host
-            sources = f"http://127.0.0.1:{port}/v1/sources"
-            forged = [
-                httpx.get(sources, headers={"X-Forwarded-For": f"127.0.0.{i}"}).status_code for i in (2, 3, 4)
-            ]
-            assert forged == [200, 200, 429]
-            assert httpx.get(sources, headers={"Host": "attacker.example"}).status_code == 400
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    forced = anyhost | {"RAG_SERVER__FORCE_ANY_HOST": "true", "RAG_SERVER__API_KEYS": '["k"]'}
-    port = free_port()
-    with open(tmp_path / "forced.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=forced
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
-            assert 'warning: server.allowed_hosts is "*"' in (tmp_path / "forced.log").read_text()
+            yield port
         finally:
             proc.terminate()
             proc.wait(timeout=30)
