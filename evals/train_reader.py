@@ -326,10 +326,24 @@ def model_card(report: dict[str, Any], digest: str) -> str:
     manifest = json.loads((DATA / "manifest.json").read_text()) if (DATA / "manifest.json").exists() else {}
     sources = manifest.get("sources", [])
     lines = [
-        "# The reader: a cross-encoder trained here",
-        "",
-        'Scores a (question, sentence | page title › section) pair: the logit of "this sentence answers the',
-        'question". Made by `python -m evals.train_reader` (see its docstring for the data and the recipe);',
+        *(
+            [
+                "# The reader: a bi-encoder trained here",
+                "",
+                "Embeds a question and each candidate (sentence | page title › section); the probability that the",
+                "sentence answers the question is logistic(scale × cosine + bias), `scale` and `bias` in model.json",
+                "(fitted on held-out sources). Weights int8 (ONNX Runtime dynamic quantization; `rag.reader` moves",
+                "them to unsigned on x86 CPUs without VNNI, for the same scores on every machine).",
+            ]
+            if report.get("kind") == "bi-encoder"
+            else [
+                "# The reader: a cross-encoder trained here",
+                "",
+                'Scores a (question, sentence | page title › section) pair: the logit of "this sentence answers',
+                'the question".',
+            ]
+        ),
+        "Made by `python -m evals.train_reader` (see its docstring for the data and the recipe);",
         f"`report.json` holds its data sizes, training time and validation numbers. SHA-256 of `model.onnx`: `{digest}`.",
         "",
         "| held out | reader top-1 | cosine top-1 | reader AUC | cosine AUC |",

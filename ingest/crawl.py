@@ -83,7 +83,10 @@ class Fetched:
 
     @property
     def text(self) -> str:
-        return self.body.decode(self.encoding, errors="replace")
+        try:
+            return self.body.decode(self.encoding, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.body.decode("utf-8", errors="replace")
 
 
 class _Fetcher:

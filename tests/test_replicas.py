@@ -220,6 +220,10 @@ def test_rag_serve_with_two_workers(default_index: DefaultIndex, tmp_path: Path)
                 )
             )
         assert all(a.status_code == 200 and "£500,000" in a.json()["answer"] for a in answers)
+        deadline = time.monotonic() + 120  # the second worker may still be loading: wait for it, not a time
+        while (tmp_path / "serve.log").read_text().count("Started server process") < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
         started = (tmp_path / "serve.log").read_text()
         assert started.count("Started server process") == 2 and "rate limits are counted in each" in started
     finally:
