@@ -21,7 +21,7 @@ from pathlib import Path
 from evals.calibrate import Prepared, prepare
 from evals.suites import SUITES, load_suites
 from rag.embeddings import Embedder
-from rag.reader import Candidate, Reader, TrainedReader, make_reader
+from rag.reader import make_reader
 from rag.settings import Settings
 
 Group = tuple[list[list[float]], list[float], list[bool]]  # signals, calibrated scores, gold
@@ -68,11 +68,11 @@ class Reading:
     auc: float
 
 
-def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder, reader: Reader) -> Reading:
-    """The reader against the gold evidence, on the sentences the answerer sees of each case."""
-    from evals.metrics import quote_matches_gold
+def read_suite(samples: Sequence[Prepared], settings: Settings, embedder: Embedder) -> Reading:
+    """The reader (`answer.reader`) against the gold evidence, on the sentences the answerer sees of each
+    case; top-1 over the answerable cases with a gold sentence among them."""
+    from evals.runner import reading
     from rag.evidence import EvidenceScorer
-    from rag.types import context_line
 
     reader_hits, cosine_hits, best = [], [], {True: [], False: []}
     scorers: dict[int, EvidenceScorer] = {}
@@ -87,17 +87,12 @@ def reading(samples: Sequence[Prepared], settings: Settings, embedder: Embedder,
         if not evidence:
             continue
         asked = s.query if s.history else s.question
-        candidates = [
-            Candidate(ev.passage, ev.start, ev.end, ev.text, context_line(s.passages[ev.passage].metadata))
-            for ev in evidence
-        ]
-        scores = reader.score(asked, candidates)
-        best[s.case.answerable].append(max(scores))
-        gold = [any(quote_matches_gold(ev.text, q) for q in s.case.evidence) for ev in evidence]
-        if s.case.answerable and any(gold):
-            vectors = embedder.encode([asked, *(ev.text for ev in evidence)])
-            reader_hits.append(gold[max(range(len(scores)), key=scores.__getitem__)])
-            cosine_hits.append(gold[int((vectors[1:] @ vectors[0]).argmax())])
+        quotes = s.case.evidence if s.case.answerable else []
+        top, reader_hit, cosine_hit, seen = reading(evidence, asked, quotes, embedder)
+        best[s.case.answerable].append(top)
+        if seen:
+            reader_hits.append(reader_hit)
+            cosine_hits.append(cosine_hit)
     mean = sum(reader_hits) / len(reader_hits) if reader_hits else 0.0
     baseline = sum(cosine_hits) / len(cosine_hits) if cosine_hits else 0.0
     from evals.metrics import auc
@@ -138,10 +133,9 @@ def main(path: Path = SUITES) -> None:
     settings = Settings()
     embedder = Embedder(settings.embedding)
     suites = load_suites(path)
-    reader = TrainedReader()
     prepared = {s.name: prepare(s, settings, embedder) for s in suites}
     groups = {s.name: signals(prepared[s.name], settings, embedder) for s in suites}
-    read = {s.name: reading(prepared[s.name], settings, embedder, reader) for s in suites}
+    read = {s.name: read_suite(prepared[s.name], settings, embedder) for s in suites}
     weights = fit([g for s in suites if not s.held_out for g in groups[s.name]])
     print(
         "| suite | parts | gold among sentences | top-1 calibrated | top-1 fitted | top-2 fitted | reader top-1 "

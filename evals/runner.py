@@ -30,6 +30,7 @@ from rag.verify import LexicalEmbeddingJudge, split_claims
 if TYPE_CHECKING:
     from evals.suites import Suite
     from ingest.indexer import IngestReport
+    from rag.evidence import Evidence
     from rag.pipeline import Pipeline
 
 # Named configurations: overrides of the settings' sections.
@@ -119,10 +120,24 @@ def score_case(
     )
 
 
+def reading(
+    evidence: Sequence[Evidence], asked: str, quotes: Sequence[str], embedder: Embedder
+) -> tuple[float, bool, bool, bool]:
+    """(the reader's best probability among the evidence sentences, whether its best sentence matches a
+    gold quote, whether plain cosine's best does, whether any does); no hits without `quotes`."""
+    from evals.metrics import quote_matches_gold
+
+    best = max(range(len(evidence)), key=lambda i: evidence[i].reader)
+    if not quotes:
+        return evidence[best].reader, False, False, False
+    gold = [any(quote_matches_gold(ev.text, q) for q in quotes) for ev in evidence]
+    vectors = embedder.encode_cached([asked, *(ev.text for ev in evidence)])
+    return evidence[best].reader, gold[best], gold[int((vectors[1:] @ vectors[0]).argmax())], any(gold)
+
+
 def read_case(pipeline: Pipeline, case: EvalCase, answer: Answer) -> dict[str, Any]:
     """The reader on the sentences the answerer saw of `case` (`CaseScore.reader_hit`, `cosine_hit`,
     `reader_best`); nothing without a reader or retrieved passages."""
-    from evals.metrics import quote_matches_gold
     from rag.condense import standalone_question
     from rag.orders import information_need
     from rag.pipeline import parse_history
@@ -134,14 +149,12 @@ def read_case(pipeline: Pipeline, case: EvalCase, answer: Answer) -> dict[str, A
     evidence = pipeline.scorer.score(question, answer.query, answer.retrieved, turns)
     if not evidence:
         return {}
-    best = max(range(len(evidence)), key=lambda i: evidence[i].reader)
-    read: dict[str, Any] = {"reader_best": evidence[best].reader}
-    if case.answerable and case.evidence:
-        gold = [any(quote_matches_gold(ev.text, q) for q in case.evidence) for ev in evidence]
-        asked = answer.query if turns else question  # as the reader read it
-        vectors = pipeline.embedder.encode_cached([asked, *(ev.text for ev in evidence)])
-        read |= {"reader_hit": gold[best], "cosine_hit": gold[int((vectors[1:] @ vectors[0]).argmax())]}
-    return read
+    asked = answer.query if turns else question  # as the reader read it
+    quotes = case.evidence if case.answerable else []
+    best, reader_hit, cosine_hit, _ = reading(evidence, asked, quotes, pipeline.embedder)
+    if not quotes:
+        return {"reader_best": best}
+    return {"reader_best": best, "reader_hit": reader_hit, "cosine_hit": cosine_hit}
 
 
 def run(

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.evidence import EvidenceScorer, Features
+from rag.reader import logistic
 from rag.settings import AnswerSettings
 from rag.types import Passage, Turn
 
@@ -40,8 +40,7 @@ class AnswerabilityJudge(ABC):
 
 def probability(weights: Sequence[float], features: Features) -> float:
     """The logistic model: weights are [bias, *weights of `Features.vector()`]."""
-    z = weights[0] + sum(w * x for w, x in zip(weights[1:], features.vector(), strict=True))
-    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+    return logistic(weights[0] + sum(w * x for w, x in zip(weights[1:], features.vector(), strict=True)))
 
 
 class EvidenceJudge(AnswerabilityJudge):

@@ -99,8 +99,8 @@ class Pipeline:
             self.doctypes = plugins(self.lexical)
 
     def load_model(self) -> None:
-        """Load the embedding model (and the reader's) now, at start-up, rather than in the first question's
-        answer."""
+        """Load the embedding model now, at start-up, rather than in the first question's answer (the reader
+        loads when the pipeline is built)."""
         self.embedder.encode(["warm-up"])
 
     def ensure_ready(self) -> None:

@@ -86,7 +86,8 @@ class TrainedReader(Reader):
         model = path / "model.onnx"
         if not model.is_file():
             raise ReaderError(f"the reader's model is missing: {model.name} in {path.name}")
-        if hashlib.sha256(model.read_bytes()).hexdigest() != card.get("sha256"):
+        data = model.read_bytes()
+        if hashlib.sha256(data).hexdigest() != card.get("sha256"):
             raise ReaderError("the reader's model does not match its SHA-256 in model.json")
         try:
             self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -98,7 +99,7 @@ class TrainedReader(Reader):
         onnxruntime.set_default_logger_severity(3)
         if exact is None:
             exact = needs_unsigned_weights()
-        source: str | bytes = unsigned_weights(model.read_bytes()) if exact else str(model)
+        source: str | bytes = unsigned_weights(data) if exact else str(model)
         self.session = onnx_session(source)
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.batch_size = 16
@@ -207,7 +208,7 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _shipped() -> TrainedReader:
-    """The shipped reader, loaded once per process (its embeddings cache is shared)."""
+    """The shipped reader, loaded once per process (its readings cache is shared)."""
     return TrainedReader()
 
 
