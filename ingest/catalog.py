@@ -1,6 +1,12 @@
 """The document catalog: one SQLite row per ingested file (its full text, so that a citation's span can be
-shown in place), plus the ingest lock that keeps two ingests from running at once (across replicas, through
-Redis, when `server.redis_url` is set)."""
+shown in place, and the ids of the chunks its current version is made of), plus the ingest lock that keeps
+two ingests from running at once (across replicas, through Redis, when `server.redis_url` is set).
+
+A change of the index is atomic per document: its new chunks are stored first (invisible: no document
+names them), then one catalog transaction makes the new versions current and journals what is left to do
+to the store (metadata updates, deletions); a change killed before that transaction leaves the old
+versions current, one killed after it is finished by the next process that takes the ingest lock
+(`ingest.replica.recover`). Chunks no document names are never retrieved and are deleted then."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,10 +33,13 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL,
     meta TEXT NOT NULL,
     ingested_at REAL NOT NULL,
-    outline TEXT NOT NULL DEFAULT '[]'
+    outline TEXT NOT NULL DEFAULT '[]',
+    chunk_ids TEXT
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id TEXT PRIMARY KEY, meta TEXT);
 """
+PUBLISH = "publish"  # state: the documents a committed change wrote and removed, to publish to the store
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class DocumentRecord:
     meta: dict[str, str]
     ingested_at: float
     outline: list[dict[str, object]] = field(default_factory=list)  # Document.outline(): for display
+    chunk_ids: list[str] | None = None  # its current version's chunks (None: indexed before they were kept)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -68,10 +78,11 @@ class Catalog:
         try:
             db = sqlite3.connect(self.path, timeout=30)
             db.executescript(_SCHEMA)
-            if "outline" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
-                db.execute(
-                    "ALTER TABLE documents ADD COLUMN outline TEXT NOT NULL DEFAULT '[]'"
-                )  # older file
+            columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+            if "outline" not in columns:  # older files
+                db.execute("ALTER TABLE documents ADD COLUMN outline TEXT NOT NULL DEFAULT '[]'")
+            if "chunk_ids" not in columns:
+                db.execute("ALTER TABLE documents ADD COLUMN chunk_ids TEXT")
         except sqlite3.DatabaseError as exc:
             raise CatalogError(
                 f"the catalog {self.path} is corrupted ({exc}); rebuild it with `rag ingest --reset`"
@@ -109,8 +120,8 @@ class Catalog:
         """Every document, without its text (use `get` for that)."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT path, source, title, loader, sha256, '', chunks, meta, ingested_at, '[]' FROM documents"
-                " ORDER BY source"
+                "SELECT path, source, title, loader, sha256, '', chunks, meta, ingested_at, '[]', NULL"
+                " FROM documents ORDER BY source"
             ).fetchall()
         return [_record(r) for r in rows]
 
@@ -120,8 +131,56 @@ class Catalog:
             with self._db() as db:
                 db.execute("DELETE FROM documents")
                 db.execute("DELETE FROM state")
+                db.execute("DELETE FROM journal")
         except (CatalogError, sqlite3.DatabaseError):
             self.path.unlink(missing_ok=True)
+
+    def visibility(self) -> Callable[[str, dict[str, object]], bool]:
+        """Whether a stored chunk (id, metadata) belongs to a document's current version."""
+        with self._db() as db:
+            rows = db.execute("SELECT path, chunk_ids FROM documents").fetchall()
+        ids: set[str] = set()
+        legacy: set[str] = set()  # documents indexed before chunk ids were kept: all their chunks
+        for path, chunk_ids in rows:
+            if chunk_ids is None:
+                legacy.add(str(path))
+            else:
+                ids.update(json.loads(chunk_ids))
+        return lambda cid, meta: cid in ids or str(meta.get("path", "")) in legacy
+
+    def commit(
+        self,
+        written: Iterable[DocumentRecord],
+        removed: list[str],
+        updates: Mapping[str, Mapping[str, object]],
+        deletes: Iterable[str],
+    ) -> None:
+        """The commit point of a change, one transaction: the documents' new versions current, the removed
+        ones gone, and what is left to do to the store journalled (chunk metadata to update, chunks to
+        delete; the documents to publish)."""
+        written = list(written)
+        with self._db() as db:
+            db.executemany(_INSERT, map(_row, written))
+            db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in removed])
+            db.executemany(
+                "INSERT OR REPLACE INTO journal VALUES (?, ?)",
+                [(i, json.dumps(m)) for i, m in updates.items()] + [(i, None) for i in deletes],
+            )
+            publish = json.dumps({"written": [r.path for r in written], "removed": removed})
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (PUBLISH, publish))
+
+    def journal(self) -> tuple[dict[str, dict[str, object]], list[str]]:
+        """What a committed change left to do to the store: ({chunk id: new metadata}, ids to delete)."""
+        with self._db() as db:
+            rows = db.execute("SELECT id, meta FROM journal").fetchall()
+        updates = {str(i): json.loads(m) for i, m in rows if m is not None}
+        return updates, [str(i) for i, m in rows if m is None]
+
+    def finished(self) -> None:
+        """The change is done: its journal and markers cleared."""
+        with self._db() as db:
+            db.execute("DELETE FROM journal")
+            db.execute("DELETE FROM state WHERE key = ?", (PUBLISH,))
 
     def set_state(self, key: str, value: str) -> None:
         with self._db() as db:
@@ -141,21 +200,22 @@ class Catalog:
         return str(row[0]) if row else None
 
 
-_INSERT = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _row(r: DocumentRecord) -> tuple[object, ...]:
     return (
         r.path, r.source, r.title, r.loader, r.sha256, r.text, r.chunks, json.dumps(r.meta), r.ingested_at,
-        json.dumps(r.outline),
+        json.dumps(r.outline), None if r.chunk_ids is None else json.dumps(r.chunk_ids),
     )  # fmt: skip
 
 
 def _record(row: tuple[object, ...]) -> DocumentRecord:
-    path, source, title, loader, sha, text, chunks, meta, at, outline = row
+    path, source, title, loader, sha, text, chunks, meta, at, outline, chunk_ids = row
     return DocumentRecord(
         str(path), str(source), str(title), str(loader), str(sha), str(text), int(str(chunks)),
         json.loads(str(meta)), float(str(at)), json.loads(str(outline)),
+        None if chunk_ids is None else json.loads(str(chunk_ids)),
     )  # fmt: skip
 
 

@@ -7,9 +7,11 @@ chunk of the file, so the indexing API re-embeds all of them (measured on the de
 10 chunks; this indexer re-embeds 1). Here a chunk id hashes its content only; a chunk whose span or
 votes moved gets a metadata update, without re-embedding.
 
-Crash safety: new chunks are upserted (ids are deterministic, so a repeated upsert never duplicates)
-before stale ones are deleted, and the store itself is the record of what is indexed, so a run killed at
-any point is completed by the next one.
+Crash safety: a document's new chunks are stored before anything else changes, invisible until one
+catalog transaction makes its new version current (`ingest.catalog`); questions see the old version or
+the new one, never a mix. A run killed before that point leaves the old versions current, and its stored
+chunks are reused by the next run (ids are deterministic: nothing is embedded twice) or deleted by it; a
+run killed after it is finished by the next process that takes the ingest lock (`ingest.replica.recover`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ import numpy as np
 from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
-from ingest.replica import publish
+from ingest.replica import finish, pull_if_behind, recover
 from rag.embeddings import BULK, Embedder
-from rag.lexical import index_text, read_stamp, rebuild, stamp
+from rag.lexical import index_text
 from rag.settings import Settings
 from rag.store import VectorStore
 
@@ -136,16 +138,19 @@ def page_address(base_url: str, relative: Path) -> str:
 
 class Sync:
     """One change of the index under the ingest lock: documents to (re)index, document keys to keep as
-    they are or to remove; `commit` embeds only new chunks, then upserts before it deletes."""
+    they are or to remove; `commit` embeds only new chunks, stores them, then makes the new versions
+    current in one catalog transaction and finishes (metadata updates, deletions, publishing)."""
 
     def __init__(
         self, settings: Settings, embedder: Embedder, store: VectorStore, report: IngestReport
     ) -> None:
         self.settings, self.embedder, self.store, self.report = settings, embedder, store, report
+        current = Catalog(settings.catalog_path).visibility()
         self.indexed: dict[str, dict[str, dict[str, Any]]] = {}
+        self.unused: dict[str, dict[str, dict[str, Any]]] = {}  # stored by a change that never finished
         for cid, _, meta in store.iter_records():
-            self.indexed.setdefault(str(meta.get("path", "")), {})[cid] = meta
-        self.before = {key: set(ids) for key, ids in self.indexed.items()}
+            into = self.indexed if current(cid, meta) else self.unused
+            into.setdefault(str(meta.get("path", "")), {})[cid] = meta
         self.to_add: list[Chunk] = []
         self.to_update: list[Chunk] = []
         self.to_delete: list[str] = []
@@ -155,9 +160,10 @@ class Sync:
     def put(self, doc: Document) -> None:
         chunks = chunk_document(doc, self.settings.ingest.chunk_size, self.settings.ingest.chunk_overlap)
         old = self.indexed.pop(str(doc.path), {})
+        stored = {**self.unused.pop(str(doc.path), {}), **old}
         added = 0
         for chunk in chunks:
-            previous = old.pop(chunk.id, None)
+            previous = stored.pop(chunk.id, None)
             if previous is None:
                 self.to_add.append(chunk)
                 added += 1
@@ -165,7 +171,7 @@ class Sync:
                 self.to_update.append(chunk)
             else:
                 self.report.chunks_unchanged += 1
-        self.to_delete.extend(old)
+        self.to_delete.extend(stored)
         self.loaded.append((doc, chunks, added))
 
     def keep(self, key: str) -> None:
@@ -179,6 +185,7 @@ class Sync:
 
     def commit(self, catalog: Catalog, progress: Progress | None = None, reset: bool = False) -> None:
         report, store, total = self.report, self.store, len(self.to_add)
+        self.to_delete.extend(cid for chunks in self.unused.values() for cid in chunks)  # never finished
         # a bulk encode at a time (every core: one model batch of 64 ran on one thread, at half the speed),
         # so that progress moves
         step = max(self.settings.embedding.batch_size, BULK)
@@ -194,22 +201,18 @@ class Sync:
                     progress("embedding", start + min(at + step, len(texts)), total)
             vectors = np.concatenate(parts)
             store.upsert([c.id for c in batch], vectors, [c.text for c in batch], [c.metadata for c in batch])
-        if self.to_update:
-            store.update_metadata([c.id for c in self.to_update], [c.metadata for c in self.to_update])
-        if self.to_delete:
-            store.delete(self.to_delete)
 
         now = time.time()
-        written = []
+        written = [
+            DocumentRecord(
+                str(doc.path), doc.source, doc.title, doc.loader, hashlib.sha256(doc.text.encode()).hexdigest(),
+                doc.text, len(chunks), doc.meta, now, doc.outline(), [c.id for c in chunks],
+            )
+            for doc, chunks, _ in self.loaded
+        ]  # fmt: skip
+        updates = {c.id: c.metadata for c in self.to_update}
+        catalog.commit(written, self.removed, updates, self.to_delete)  # the new versions are current
         for doc, chunks, added in self.loaded:
-            written.append(
-                DocumentRecord(
-                    str(doc.path), doc.source, doc.title, doc.loader,
-                    hashlib.sha256(doc.text.encode()).hexdigest(), doc.text, len(chunks), doc.meta, now,
-                    doc.outline(),
-                )
-            )  # fmt: skip
-            catalog.put(written[-1])
             report.documents.append(
                 {
                     "source": doc.source,
@@ -219,20 +222,14 @@ class Sync:
                     "added": added,
                 }
             )
-        if self.removed:
-            catalog.remove(self.removed)
         report.files_read = len(self.loaded)
         report.chunks_added = len(self.to_add)
         report.chunks_updated = len(self.to_update)
         report.chunks_removed = len(self.to_delete)
-        report.chunks_total = store.count()
         if report.changed or reset:
             catalog.set_state("last_ingest", str(now))
-        final_ids = {i for ids in self.before.values() for i in ids} | {c.id for c in self.to_add}
-        final_ids -= set(self.to_delete)
-        if report.changed or read_stamp(self.settings.lexical_dir) != stamp(final_ids):
-            rebuild(self.settings.lexical_dir, store.iter_records(include_text=True))
-        publish(self.settings, store, written, self.removed, report.changed or reset)
+        finish(self.settings, store, catalog, report.changed or reset)
+        report.chunks_total = store.count()
 
 
 @contextlib.contextmanager
@@ -251,9 +248,12 @@ def changing(
     store = store or VectorStore(settings)
     report = report or IngestReport()
     with ingest_lock(settings, on_wait):
+        recover(settings, store)  # a change killed midway, finished first
         if reset:
             store.reset()
             Catalog(settings.catalog_path).clear()
+        else:
+            pull_if_behind(settings, store)  # another replica's documents are current too
         if reset or store.count() == 0:  # a new index records the embedding that writes it
             embedder = embedder or Embedder(settings.embedding.for_ingest())
             store.record_info(**embedder.settings.identity())

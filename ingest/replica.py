@@ -17,9 +17,10 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
+from typing import cast
 
-from ingest.catalog import Catalog, DocumentRecord, data_dir_lock
-from rag.lexical import rebuild
+from ingest.catalog import PUBLISH, Catalog, DocumentRecord, data_dir_lock, ingest_lock
+from rag.lexical import LexicalIndex, read_stamp, rebuild, stamp
 from rag.settings import Settings
 from rag.store import Metadata, VectorStore
 
@@ -65,9 +66,54 @@ def catch_up(settings: Settings, store: VectorStore, info: Metadata | None = Non
     with data_dir_lock(settings.data_dir):  # not while an ingest writes this data dir, nor twice at once
         if current == local_version(settings):
             return False  # another process of this data dir did it meanwhile
-        rebuild(settings.lexical_dir, store.iter_records(include_text=True))
         _pull_catalog(settings, store)
+        rebuild_lexical(settings, store)
         _mark(settings, current)
+    return True
+
+
+def pull_if_behind(settings: Settings, store: VectorStore) -> None:
+    """Under the ingest lock, before deciding which stored chunks are current: this data dir's catalog made
+    the store's when another process changed the index since it was made (its chunks are current)."""
+    if store_version(store) != local_version(settings):
+        _pull_catalog(settings, store)
+
+
+def rebuild_lexical(settings: Settings, store: VectorStore) -> LexicalIndex:
+    """This data dir's lexical index made from the store's chunks of the documents' current versions (not
+    those a change is storing, or stored and never finished)."""
+    current = Catalog(settings.catalog_path).visibility()
+    records = store.iter_records(include_text=True)
+    return rebuild(settings.lexical_dir, ((i, t, m) for i, t, m in records if current(i, m)))
+
+
+def finish(settings: Settings, store: VectorStore, catalog: Catalog, changed: bool) -> None:
+    """Finish a committed change (under the ingest lock): the chunk metadata updates and deletions its
+    journal holds done, the lexical index rebuilt, the documents published; each step can be repeated, so
+    a change killed midway is finished by running this again (`recover`)."""
+    updates, deletes = catalog.journal()
+    if updates:
+        store.update_metadata(list(updates), [cast(Metadata, updates[i]) for i in updates])
+    if deletes:
+        store.delete(deletes)
+    state = json.loads(catalog.state(PUBLISH) or '{"written": [], "removed": []}')
+    current = catalog.visibility()
+    ids = {i for i, _, m in store.iter_records() if current(i, m)}
+    if changed or read_stamp(settings.lexical_dir) != stamp(ids):
+        rebuild_lexical(settings, store)
+    written = [r for path in state["written"] if (r := catalog.get(path)) is not None]
+    publish(settings, store, written, state["removed"], changed)
+    catalog.finished()
+
+
+def recover(settings: Settings, store: VectorStore) -> bool:
+    """Finish the change this data dir's last writer committed and did not finish (killed); call under the
+    ingest lock. A change killed before its commit needs nothing: the old versions are still current and
+    its stored chunks are reused or deleted by the next change. True when there was one to finish."""
+    catalog = Catalog(settings.catalog_path)
+    if catalog.state(PUBLISH) is None:
+        return False
+    finish(settings, store, catalog, True)
     return True
 
 
@@ -103,3 +149,26 @@ def publish(
         _mark(settings, version)
     elif behind:
         _mark(settings, current)
+
+
+class _Busy(Exception):
+    """Another process holds the ingest lock."""
+
+
+def _busy() -> None:
+    raise _Busy
+
+
+def drop_unused(settings: Settings, store: VectorStore) -> int:
+    """Delete the stored chunks that no document's current version uses (a change killed before its
+    commit stored them), unless a change is under way (never waits for one); how many were deleted."""
+    try:
+        with ingest_lock(settings, _busy):
+            pull_if_behind(settings, store)
+            current = Catalog(settings.catalog_path).visibility()
+            unused = [i for i, _, m in store.iter_records() if not current(i, m)]
+            if unused:
+                store.delete(unused)
+            return len(unused)
+    except _Busy:
+        return 0

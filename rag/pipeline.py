@@ -22,7 +22,7 @@ from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
-from rag.lexical import LexicalIndex, rebuild
+from rag.lexical import LexicalIndex
 from rag.orders import asks_about_orders, information_need, report_orders
 from rag.reader import make_reader
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
@@ -278,12 +278,18 @@ def _joiner(text: str) -> str:
 def load_lexical(settings: Settings, store: VectorStore, info: Metadata | None = None) -> LexicalIndex:
     """The persisted lexical index, rebuilt from the store when missing or out of date (another process
     changed the index: `ingest.replica`); `info`: the store's metadata, when the caller has just read it."""
-    from ingest.replica import catch_up
+    from ingest.catalog import PUBLISH, Catalog, ingest_lock
+    from ingest.replica import catch_up, drop_unused, rebuild_lexical, recover
 
+    if Catalog(settings.catalog_path).state(PUBLISH) is not None:  # a change killed midway: finish it
+        with ingest_lock(settings):
+            recover(settings, store)
     catch_up(settings, store, info)
     index = LexicalIndex.load(settings.lexical_dir)
     if index is None or len(index.records) != store.count():
-        index = rebuild(settings.lexical_dir, store.iter_records(include_text=True))
+        index = rebuild_lexical(settings, store)
+    if len(index.records) != store.count():  # chunks of no current version (a change killed midway)
+        drop_unused(settings, store)
     return index
 
 

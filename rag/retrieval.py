@@ -38,10 +38,14 @@ class Retriever(ABC):
         """The `k` passages most relevant to `query`, best first."""
 
 
+_MAX_PASSED = 200  # at most this many more nearest chunks asked for, to pass over those not current
+
+
 class DenseRetriever(Retriever):
-    """Nearest chunks in the vector store. With a lexical index (which holds every chunk's text and
-    metadata) the store is asked for ids and distances only; chunks the index does not know yet (ingested
-    by another process since it was loaded) are read from the store."""
+    """Nearest chunks in the vector store. With a lexical index (which holds the text and metadata of
+    every chunk of the documents' current versions) the store is asked for ids and distances only, and
+    chunks the index does not hold are passed over: a change being stored and not yet committed (the
+    index is rebuilt when it is), or stored and never finished (`ingest.catalog`)."""
 
     def __init__(self, embedder: Embedder, store: VectorStore, lexical: LexicalIndex | None = None) -> None:
         self.embedder = embedder
@@ -53,18 +57,15 @@ class DenseRetriever(Retriever):
         if self.lexical is None:
             hits = self.store.query(vector, k, chroma_where(filters))
             return [Passage(h.id, h.text, h.metadata, h.score) for h in hits]
-        nearest = self.store.nearest(vector, k, chroma_where(filters))
         records, position = self.lexical.records, self.lexical.position
-        missing = [i for i, _ in nearest if i not in position]
-        fetched = {h.id: h for h in self.store.get(missing)} if missing else {}
-        passages = []
-        for cid, score in nearest:
-            if cid in position:
-                record = records[position[cid]]
-                passages.append(Passage(cid, record.text, record.metadata, score))
-            elif cid in fetched:
-                passages.append(Passage(cid, fetched[cid].text, fetched[cid].metadata, score))
-        return passages
+        passed_over = max(self.store.count() - len(records), 0)  # asked for too, to still find k
+        nearest = self.store.nearest(vector, k + min(passed_over, _MAX_PASSED), chroma_where(filters))
+        passages = [
+            Passage(cid, records[position[cid]].text, records[position[cid]].metadata, score)
+            for cid, score in nearest
+            if cid in position
+        ]
+        return passages[:k]
 
 
 class LexicalRetriever(Retriever):

@@ -91,6 +91,20 @@ class VectorStore:
                 raise StoreError(f"cannot open collection: {_reason(exc)}") from None
         return self._collection
 
+    def reopen(self) -> None:
+        """Read the store afresh after another process changed it. An embedded store keeps its vector index
+        in memory, one per path and process (Chroma's shared System), and does not see what another process
+        wrote to the file until it is opened again (its queries then miss the new chunks, or fail on their
+        ids). That System is set aside, not stopped: another handle may still be reading through it."""
+        if self.settings.chroma_url:
+            return
+        from chromadb.api.client import SharedSystemClient
+
+        with SharedSystemClient._refcount_lock:
+            SharedSystemClient._identifier_to_system.pop(str(self.settings.chroma_dir), None)
+            SharedSystemClient._identifier_to_refcount.pop(str(self.settings.chroma_dir), None)
+        self._client = self._collection = self._shelf = None
+
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)

@@ -94,7 +94,8 @@ class LazyPipeline:
 
     def _follow(self, pipeline: Pipeline) -> None:
         try:
-            catch_up(self.settings, pipeline.store)
+            if catch_up(self.settings, pipeline.store):  # another process changed the index
+                pipeline.store.reopen()
             if local_version(self.settings) != self._version:
                 self.refresh()
         except Exception as exc:  # the store is down, say: keep answering from what is loaded
