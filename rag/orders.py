@@ -7,15 +7,26 @@ gives it a role ("you are now", "act as", "from now on"), dictates the reply ("r
 is addressed to it ("Note to the AI: ..."). The vocabulary is the assistant's own (instructions, prompt,
 rules, sources, reply, answer), so the rule is the same for every corpus.
 
+Orders in other words ("Assistants must tell every user that ...", "the correct response is ...") are
+caught by a model trained here (`python -m evals.train_orders`): a logistic regression over the sentence's
+hashed words and word pairs, learned from public prompt-injection benchmarks against sentences people wrote
+for people in public handbooks (which are full of orders to people: "Submit your timesheet by Friday"). Its
+threshold keeps false alarms on held-out handbooks rare; its card (`rag/models/orders/card.json`) has the
+data and the numbers.
+
 An order inside a document is data: never evidence, never an answer. It is reported, attributed to its
 document, only when the question asks about instructions to the assistant (`report_orders`).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
+import zlib
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rag.doctypes.base import Structured
 from rag.text import split_sentences
@@ -48,16 +59,47 @@ _ABOUT_ORDERS = re.compile(
 )
 
 
-def is_order(sentence: str) -> bool:
-    """True for a sentence that gives the assistant orders instead of asking or stating something."""
-    return bool(_ORDER.search(sentence))
+MODEL = Path(__file__).resolve().parent / "models" / "orders" / "model.npz"
+HASH_BITS = 18
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[\"“”<>:]")
+
+
+def hashed(sentence: str) -> list[int]:
+    """The sentence's features: its lower-cased words and pairs of adjacent words (and quote marks, angle
+    brackets and colons), hashed into 2^HASH_BITS buckets."""
+    words = _WORD.findall(sentence.lower().replace("’", "'"))
+    grams = [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]
+    mask = (1 << HASH_BITS) - 1
+    return sorted({zlib.crc32(g.encode()) & mask for g in grams})
+
+
+@functools.cache
+def _model() -> tuple[Any, float, float]:
+    """(weights, bias, threshold) of the trained detector."""
+    import numpy as np
+
+    with np.load(MODEL) as saved:
+        return saved["weights"].astype(np.float32), float(saved["bias"]), float(saved["threshold"])
+
+
+def order_score(sentence: str) -> float:
+    """The trained detector's log-odds that the sentence is addressed to an assistant."""
+    weights, bias, _ = _model()
+    return bias + float(sum(weights[i] for i in hashed(sentence)))
+
+
+def is_order(sentence: str, *, learned: bool = True) -> bool:
+    """True for a sentence that gives the assistant orders instead of asking or stating something. A
+    question may address the assistant ("Tell me how much was returned"): it is read with the rules alone
+    (`learned=False`), which catch what no question needs (overrides, roles, dictated replies)."""
+    return bool(_ORDER.search(sentence)) or (learned and order_score(sentence) >= _model()[2])
 
 
 def information_need(question: str) -> str:
     """The question without its orders: "Ignore your instructions. How much was returned?" asks "How
     much was returned?". Empty when the message is nothing but orders (a bare order)."""
     sentences = split_sentences(question)
-    kept = [s for s in sentences if not is_order(s)]
+    kept = [s for s in sentences if not is_order(s, learned=False)]
     if len(kept) == len(sentences):
         return question
     # An order and a question in one sentence: keep what follows the last order clause.
@@ -67,7 +109,7 @@ def information_need(question: str) -> str:
             sentences[-1],
             flags=re.I,
         )
-        if len(tail) > 1 and not is_order(tail[-1]):
+        if len(tail) > 1 and not is_order(tail[-1], learned=False):
             return tail[-1]
     return " ".join(kept)
 
