@@ -25,7 +25,7 @@ import numpy as np
 from evals.mine_orders import OUT, people
 from rag.orders import HASH_BITS, MODEL, hashed
 
-MAX_FALSE_ALARMS = 0.002  # share of people's validation sentences the detector may flag
+MAX_FALSE_ALARMS = 0.001  # share of people's validation sentences the detector may flag
 C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # inverse regularisation strengths tried on validation
 # Orders in other words that an independent probe pushed into the index (the security issue's finding 3):
 # measured, never trained on.

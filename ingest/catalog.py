@@ -135,6 +135,24 @@ class Catalog:
         except (CatalogError, sqlite3.DatabaseError):
             self.path.unlink(missing_ok=True)
 
+    def questions(self, limit: int = 4, scanned: int = 200) -> list[str]:
+        """Up to `limit` questions the documents ask in their headings ("How do I reset my password?", an
+        FAQ's), one per document, from the first `scanned` documents: example questions that fit the corpus."""
+        found: list[str] = []
+        for listed in self.documents()[:scanned]:
+            record = self.get(listed.path)
+            for block in record.outline if record else []:
+                start, end = block.get("start"), block.get("end")
+                if block.get("kind") != "heading" or not isinstance(start, int) or not isinstance(end, int):
+                    continue
+                heading = " ".join(record.text[start:end].split()) if record else ""
+                if heading.endswith("?") and 3 <= len(heading.split()) <= 16:
+                    found.append(heading)
+                    break
+            if len(found) >= limit:
+                break
+        return found
+
     def visibility(self) -> Callable[[str, dict[str, object]], bool]:
         """Whether a stored chunk (id, metadata) belongs to a document's current version."""
         with self._db() as db:

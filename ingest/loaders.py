@@ -106,7 +106,10 @@ def _decode(data: bytes) -> str:
 
 
 def _title_from_path(path: Path) -> str:
-    return path.stem.replace("_", " ").replace("-", " ").strip().capitalize() or path.name
+    """A title from the file's name, its case kept ("Acme Offer Letter.md"), its first letter upper case
+    ("on-call-rota.md" is "On call rota")."""
+    name = " ".join(path.stem.replace("_", " ").replace("-", " ").split())
+    return name[:1].upper() + name[1:] if name else path.name
 
 
 # Front matter is a few short fields: bounded before and after YAML reads it (an alias bomb of a few hundred

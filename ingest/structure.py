@@ -128,6 +128,38 @@ _ADMONITION = re.compile(
 )
 
 
+_HTML_TABLE = re.compile(r"^ {0,3}<table\b", re.I)
+_HTML_TABLE_END = re.compile(r"</table\s*>", re.I)
+_HTML_ROW = re.compile(r"<tr\b[^>]*>(?P<body>.*?)(?=</tr\s*>|<tr\b|</table\b)", re.I | re.S)
+_HTML_CELL = re.compile(r"<(?P<kind>t[dh])\b[^>]*>(?P<body>.*?)(?=</t[dh]\s*>|<t[dh]\b|$)", re.I | re.S)
+
+
+def _html_table_rows(source: str, start: int, end: int) -> list[list[tuple[str, int]]]:
+    """The rows of the HTML table in `source[start:end]`, each cell read with its column's header ("Years:
+    More than 5; Technical: $70k"), as (character, source offset) pairs; the header row itself is not a row."""
+    header: list[list[tuple[str, int]]] = []
+    rows: list[list[tuple[str, int]]] = []
+    for row in _HTML_ROW.finditer(source, start, end):
+        cells = list(_HTML_CELL.finditer(source, row.start("body"), row.end("body")))
+        texts = [inline(source, *cell.span("body")) for cell in cells]
+        if not header and not rows and cells and all(c.group("kind").lower() == "th" for c in cells):
+            header = texts
+            continue
+        pieces: list[tuple[str, int]] = []
+        for n, text in enumerate(texts):
+            if not "".join(c for c, _ in text).strip():
+                continue
+            at = text[0][1]
+            if pieces:
+                pieces.extend([(";", at), (" ", at)])
+            if n < len(header) and "".join(c for c, _ in header[n]).strip():
+                pieces.extend(header[n])
+                pieces.extend([(":", at), (" ", at)])
+            pieces.extend(text)
+        rows.append(pieces)
+    return rows
+
+
 def _lines(text: str, start: int) -> list[tuple[int, int]]:
     """(start, end) of each line of text[start:], without the newline."""
     spans = []
@@ -242,6 +274,15 @@ def render_markdown(source: str, body_start: int = 0) -> Rendered:
                 ts, te = admonition.span("title")
                 out.block(inline(source, s + ts + 1, s + te - 1), "paragraph")
             i += 1
+            continue
+        if _HTML_TABLE.match(line):  # an HTML table in Markdown: read row by row, like a Markdown table
+            flush()
+            j = i
+            while j < len(lines) - 1 and not _HTML_TABLE_END.search(source[slice(*lines[j])]):
+                j += 1
+            for pieces in _html_table_rows(source, s, lines[j][1]):
+                out.block(pieces, "row")
+            i = j + 1
             continue
         if "|" in line and i + 1 < len(lines) and _TABLE_RULE.match(source[slice(*lines[i + 1])]):
             flush()

@@ -138,10 +138,11 @@ class _progress:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         label = "reading documents" if stage == "reading" else "embedding chunks"
-        if not self.terminal:
-            tenth = done * 10 // max(total, 1)
-            if self._shown.get(stage, -1) < tenth:
-                self._shown[stage] = tenth
+        if not self.terminal:  # a line when a tenth more is done, against the total as it stands (a crawl's
+            # total grows as it finds links: "1/1", then "2/4", "3/4", "4/4")
+            last = self._shown.get(stage)
+            if last is None or done * 10 // max(total, 1) > last * 10 // max(total, 1):
+                self._shown[stage] = done
                 typer.echo(f"{label}: {done}/{total}", err=True)
             return
         from rich.progress import Progress

@@ -128,7 +128,7 @@ def question_parts(question: str, query: str) -> list[tuple[str, str]]:
     return [(part, f"{part}{context}") for part in parts]
 
 
-def _normal(text: str) -> str:
+def normalized(text: str) -> str:
     """Text compared without markers, case and spacing ("... at any time [1]." is "... at any time.")."""
     spaced = re.sub(r"\s+", " ", _MARKER.sub(" ", text))
     return re.sub(r"\s+(?=[.,;:!?])", "", spaced).strip().casefold()
@@ -183,7 +183,9 @@ class EvidenceScorer:
         asked_total = sum(asked.values())
         previous = next((t.content for t in reversed(history) if t.role == "assistant"), "")
         quoted = {
-            _normal(x) for x in re.split(r"(?<=[.!?”\"])\s+|\n+", _MARKER.sub(" ", previous)) if len(x) > 20
+            normalized(x)
+            for x in re.split(r"(?<=[.!?”\"])\s+|\n+", _MARKER.sub(" ", previous))
+            if len(x) > 20
         }
         known = question  # a value the question states is no answer (the previous answer's may be: "When?")
 
@@ -197,7 +199,7 @@ class EvidenceScorer:
             where = set(tokenize(context_line(passage.metadata)))
             repeated = {
                 p for p, (a, b) in enumerate(paragraphs)
-                if any(_normal(passage.text[x:y]) in quoted for x, y in sentences if a <= x < b)
+                if any(normalized(passage.text[x:y]) in quoted for x, y in sentences if a <= x < b)
             }  # fmt: skip
             for a, b in sentences:
                 key = (str(passage.metadata.get("path", passage.id)), passage.start + a)
@@ -245,7 +247,7 @@ class EvidenceScorer:
                 typed = sum(w for t, w in asked.items() if t in here) / asked_total >= s.typed_focus
             # a follow-up that asks for a kind of value may find it in what was quoted ("When was that?");
             # one that asks for more words ("What else?") wants something new
-            repeat = _normal(text) in quoted and kind is None
+            repeat = normalized(text) in quoted and kind is None
             ev = Evidence(
                 i, a, b, text, float(similarity), coverage, context, typed, 0.0, near, repeat, reading
             )

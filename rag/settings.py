@@ -442,8 +442,9 @@ class ServerSettings(Section):
 class UiSettings(Section):
     examples: list[str] = Field(
         default_factory=list,
-        description="Example questions the chat page offers before the first question (JSON list); none = "
-        "the titles of a few indexed documents are shown instead.",
+        description="Example questions the chat page and the widget offer before the first question (JSON "
+        "list); none = the questions the documents ask in their headings (an FAQ's), else the titles of a few "
+        "indexed documents.",
     )
     generators: list[Literal["extractive", "openai"]] = Field(
         default_factory=list,

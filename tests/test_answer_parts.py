@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.indexer import ingest
 from rag.condense import RuleCondenser, needs_context, standalone_question
 from rag.embeddings import Embedder
 from rag.evidence import split_question
-from rag.settings import EmbeddingSettings
+from rag.pipeline import build_pipeline
+from rag.settings import EmbeddingSettings, Settings
 from rag.types import Passage, Turn
 from rag.verify import LexicalEmbeddingJudge, Verifier, split_claims
 
@@ -178,8 +182,26 @@ def test_numbers_must_be_in_the_quote(judge: LexicalEmbeddingJudge) -> None:
 def test_a_quoted_sentence_is_recognised_however_the_answer_placed_its_marker() -> None:
     """A follow-up must know what the previous answer quoted, whether it wrote "... time. [1]" or
     "... time [1].", so that "What else?" is not answered with the same sentence."""
-    from rag.evidence import _normal
+    from rag.evidence import normalized
 
     sentence = "You can have up to 24 credit hours accrued, at any given time."
-    assert _normal("You can have up to 24 credit hours accrued, at any given time [1].") == _normal(sentence)
-    assert _normal("You can have up to 24 credit hours accrued, at any given time. [1]") == _normal(sentence)
+    assert normalized("You can have up to 24 credit hours accrued, at any given time [1].") == normalized(
+        sentence
+    )
+    assert normalized("You can have up to 24 credit hours accrued, at any given time. [1]") == normalized(
+        sentence
+    )
+
+
+def test_a_sentence_two_pages_hold_is_said_once_with_both_sources(tmp_path: Path) -> None:
+    """A page copied into another: its sentence is quoted once, citing both (not once per page)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bonus = "Referrals of hired candidates earn a referral bonus of $2,000, paid after their first 90 days."
+    (docs / "referrals.md").write_text(f"# Referrals\n\n{bonus}\n\nSend referrals to the recruiting team.\n")
+    (docs / "perks.md").write_text(f"# Perks\n\nWe offer a yearly learning budget.\n\n{bonus}\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([docs], settings)
+    answer = build_pipeline(settings).ask("How much is the referral bonus?")
+    assert answer.text.count("referral bonus of $2,000") == 1, answer.text
+    assert {c.passage.source.rsplit("/", 1)[-1] for c in answer.citations} >= {"referrals.md", "perks.md"}

@@ -41,6 +41,7 @@ OPERATIONS = [
     ("POST", "/v1/ask/stream"),
     ("GET", "/v1/passages/{chunk_id}"),
     ("GET", "/v1/sources"),
+    ("GET", "/v1/examples"),
     ("POST", "/v1/feedback"),
     ("PUT", "/v1/documents/{doc_id}"),
     ("DELETE", "/v1/documents/{doc_id}"),

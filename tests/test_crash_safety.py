@@ -257,7 +257,7 @@ def test_a_running_server_sees_what_another_process_ingested(tmp_path: Path) -> 
             while True:
                 answers = [httpx.post(f"{url}/v1/ask", json=ask, timeout=60) for ask in asks]
                 assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-                if all("level minus two" in a.json()["text"] for a in answers):
+                if all("level minus two" in a.json()["answer"] for a in answers):
                     break
                 assert time.monotonic() < deadline, [a.json() for a in answers]
                 time.sleep(0.5)

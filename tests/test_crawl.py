@@ -158,3 +158,27 @@ def test_rag_ingest_url(site: Site, tmp_path: Path) -> None:
         [str(BIN / "rag"), "ingest", f"{site.url}/", "corpus"], capture_output=True, text=True, env=env
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: crawl one site per run")
+
+
+def test_crawl_progress_counts_the_pages_found_on_the_way(site: Site, tmp_path: Path) -> None:
+    """Without a sitemap the crawl learns of pages as it reads them: its progress lines follow ("1/1",
+    "2/3", ... up to what it read), not stop at the first page's "1/1"."""
+    for n in range(1, 56):
+        del site.pages[f"/pages/{n}.html"]
+    for n in range(1, 5):
+        site.pages[f"/chain/{n}.html"] = page(n).replace(
+            "</article>", f'<a href="/chain/{n + 1}.html">next</a></article>'
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {
+        "RAG_DATA_DIR": str(tmp_path / "d")
+    }
+    run = subprocess.run(
+        [str(BIN / "rag"), "ingest", f"{site.url}/chain/1.html"], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    reading = [
+        line.split(": ")[1] for line in run.stderr.splitlines() if line.startswith("reading documents")
+    ]
+    done, total = (int(x) for x in reading[-1].split("/"))
+    assert len(reading) > 2 and done == total >= 4, run.stderr
+    assert "4 file(s) read" in run.stdout, run.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +93,47 @@ def test_markdown_page_structure(tmp_path: Path) -> None:
     assert ("row", "Office: Austin; Core hours: 9am–2pm") in kinds
     assert ("code", "tock submit --week") in kinds
     assert ("paragraph", "Read the remote policy before you start.") in kinds
+
+
+SALARIES = """# Salaries
+
+Our salary bands are below.
+
+<table>
+  <thead>
+    <tr><th>Years Experience</th><th>Technical</th><th>Non-Technical</th></tr>
+  </thead>
+  <tbody>
+    <tr><td>Less than 2</td><td>$50k</td><td>$40k</td></tr>
+
+    <tr><td>More than 5</td><td><b>$70k</b></td><td>$60k</td></tr>
+  </tbody>
+</table>
+
+Bands are reviewed every year.
+"""
+
+
+def test_an_html_table_in_markdown_reads_row_by_row_with_its_header(tmp_path: Path) -> None:
+    """Like a Markdown table: not one run-on sentence of every cell (the issue's salary rubric)."""
+    doc = _load(tmp_path, "salaries.md", SALARIES)
+    kinds = [(b.kind, doc.text[b.start : b.end]) for b in doc.blocks]
+    assert ("row", "Years Experience: Less than 2; Technical: $50k; Non-Technical: $40k") in kinds
+    assert ("row", "Years Experience: More than 5; Technical: $70k; Non-Technical: $60k") in kinds
+    assert ("paragraph", "Bands are reviewed every year.") in kinds
+    assert "<t" not in doc.text and "Years Experience Technical" not in doc.text
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("Acme Offer Letter.txt", "Acme Offer Letter"),
+        ("on-call-rota.txt", "On call rota"),
+        ("API_v2.txt", "API v2"),
+    ],
+)
+def test_a_title_from_the_file_name_keeps_its_case(tmp_path: Path, name: str, title: str) -> None:
+    assert _load(tmp_path, name, "Some words about it.\n").title == title
 
 
 def test_chunks_carry_section_paths_and_never_headings(tmp_path: Path) -> None:

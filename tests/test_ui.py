@@ -83,6 +83,28 @@ def test_without_examples_the_indexed_titles_are_offered(app: AppTest) -> None:
     assert "Ask about the indexed documents" in caption and "smart military bases" in caption
 
 
+def test_questions_the_documents_ask_are_offered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No examples configured: an FAQ's question headings are offered, clickable, and answered."""
+    from ingest.indexer import ingest
+
+    handbook = tmp_path / "handbook"
+    handbook.mkdir()
+    (handbook / "it-faq.md").write_text(
+        "# IT FAQ\n\n## How do I reset my password?\n\nOpen the account portal and choose Reset. "
+        "A new password must have at least 14 characters.\n\n## Who approves new laptops?\n\n"
+        "Your manager approves new laptops.\n"
+    )
+    (handbook / "travel.md").write_text("# Travel\n\nTrains are booked through the travel desk.\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    ingest([handbook], settings)
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    offered = [b for b in at.button if b.key and b.key.startswith("example-")]
+    assert [b.label for b in offered] == ["How do I reset my password?"]  # one per document
+    offered[0].click().run()
+    assert "at least 14 characters" in assistant_text(at)
+
+
 def test_re_ingest_reads_what_was_ingested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not the default corpus: the folders (and sites) that were ingested into this index."""
     from ingest.indexer import ingest
@@ -110,7 +132,10 @@ def test_ask_streams_an_answer_with_cited_highlighted_quote(app: AppTest) -> Non
     text = assistant_text(app)
     assert "£500\\,000" in text and "October 2021" in text and "**[1]**" in text
     cards = [e for e in app.expander if shown(e.label).startswith("[1]")]
-    assert cards and "page" in cards[0].label
+    label = shown(cards[0].label) if cards else ""
+    assert "smart military bases" in label  # the article's title, without internals
+    assert not any(word in label for word in ("passage", "page ·", "characters")), label
+    assert not any("characters" in c.value for e in app.expander for c in e.caption)
     highlighted = [md.value for md in cards[0].markdown]
     assert any(":orange-background[**Imperial said no research went ahead" in v for v in highlighted)
 
@@ -127,6 +152,9 @@ def test_refusal_shows_related_passages(app: AppTest) -> None:
     text = assistant_text(app)
     assert "don’t contain" in text or "don't contain" in text.replace("\\", "")
     assert "**Related passages**" in text
+    related = [shown(e.label) for e in app.expander]
+    assert related and len(related) == len(set(related)), related  # no two identical cards
+    assert all(": “" in label for label in related), related  # each shows how its passage starts
 
 
 def test_thread_cards_show_author_and_votes(app: AppTest) -> None:

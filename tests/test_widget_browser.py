@@ -14,10 +14,12 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from rag.api import create_app
 from rag.feedback import FeedbackStore
+from rag.generators.extractive import ExtractiveGenerator
+from rag.pipeline import build_pipeline
 from rag.settings import Settings
 
 from .conftest import DefaultIndex
-from .test_api import KEY, ingested, running, server_settings
+from .test_api import KEY, Scripted, ingested, running, server_settings
 
 CHROMIUM = "/usr/bin/chromium"
 PAYLOAD = "<img src=x onerror=alert(1)>"
@@ -193,7 +195,7 @@ def test_docs_work_offline_under_the_pages_policy(page: Page, corpus_url: str) -
     page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
     page.goto(f"{corpus_url}/docs")
     expect(page.locator(".opblock-summary-path", has_text="/v1/ask/stream")).to_be_visible()
-    expect(page.locator(".opblock")).to_have_count(11)
+    expect(page.locator(".opblock")).to_have_count(12)
     assert outside == [] and console == []
 
 
@@ -214,7 +216,10 @@ def test_a_pushed_page_is_cited_with_a_link_to_the_wiki(
         default_index.copy(tmp_path / "data"), server={"browser_keys": [KEY], "admin_keys": ["admin"]}
     )
     wiki_page = "https://wiki.example.com/Team/On-call"
-    content = "# On-call rotation\n\n## Hand-over\n\nThe Zephyr team's on-call rotation changes every Thursday at 09:00.\n"
+    content = (
+        "# On-call rotation\n\n## Hand-over\n\nThe Zephyr team's on-call rotation changes every Thursday at "
+        "09:00. The hand-over happens in the Zephyr channel and takes about fifteen minutes.\n"
+    )
     with running(create_app(settings)) as url:
         put = httpx.put(
             f"{url}/v1/documents/on-call", json={"content": content, "url": wiki_page},
@@ -231,3 +236,113 @@ def test_a_pushed_page_is_cited_with_a_link_to_the_wiki(
         link = answer.locator(".sources .detail a.where").first
         expect(link).to_have_attribute("href", wiki_page + "#hand-over")
         expect(link).to_have_attribute("rel", "noopener noreferrer")
+        expect(link).to_have_text("On-call rotation")  # the page's title, not its path
+
+        # a follow-up answered by another sentence of the same page: its card shows that quote too
+        box = page.get_by_label("Your question")
+        box.fill("And where does the hand-over happen?")
+        box.press("Enter")
+        second = page.locator("[data-rag-widget] .msg.bot").nth(1)
+        expect(second.locator(".text")).to_contain_text("Zephyr channel")
+        expect(second).not_to_have_attribute("aria-busy", "true")
+        second.locator(".sources .chip").first.click()
+        quotes = second.locator(".sources .detail").first.locator("blockquote")
+        expect(quotes.filter(has_text="hand-over happens in the Zephyr channel")).to_have_count(1)
+
+
+FAQ = """# IT FAQ
+
+## How do I reset my password?
+
+Open the account portal and choose Reset. A new password must have at least 14 characters.
+
+## Who approves new laptops?
+
+Your manager approves new laptops.
+"""
+
+
+def test_the_widget_greets_with_questions_that_fit_the_corpus(page: Page, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "it-faq.md").write_text(FAQ, encoding="utf-8")
+    data_dir = ingested(tmp_path / "data", tmp_path / "docs")
+    with running(create_app(server_settings(data_dir))) as url:
+        assert httpx.get(f"{url}/v1/examples").json() == {"questions": ["How do I reset my password?"]}
+        page.goto(f"{url}/widget/demo")
+        page.get_by_role("button", name=re.compile("^Open chat")).click()
+        widget = page.locator("[data-rag-widget]")
+        expect(widget.locator(".greeting")).to_have_text("Ask a question about the documents.")
+        example = widget.get_by_role("button", name="How do I reset my password?")
+        example.click()
+        answer = widget.locator(".msg.bot")
+        expect(answer.locator(".text")).to_contain_text("account portal")
+        expect(widget.locator(".examples")).to_have_count(0)  # gone once the conversation started
+        widget.get_by_role("button", name="New conversation").click()
+        expect(widget.get_by_role("button", name="How do I reset my password?")).to_be_visible()
+
+
+def test_the_conversation_survives_a_reload(page: Page, corpus_url: str) -> None:
+    open_demo(page, corpus_url, KEY)
+    ask_in_widget(page, "How much funding was returned?")
+    widget = page.locator("[data-rag-widget]")
+    expect(widget.locator(".msg.bot").first).not_to_have_attribute("aria-busy", "true")
+    page.reload()
+    page.get_by_role("button", name=re.compile("^Open chat")).click()
+    expect(widget.locator(".msg.user")).to_have_text(["How much funding was returned?"])
+    expect(widget.locator(".msg.bot .text").first).to_contain_text("£500,000")
+    expect(widget.locator(".greeting")).to_have_count(0)
+    box = page.get_by_label("Your question")
+    box.fill("When was that?")  # a follow-up: the restored conversation is its context
+    box.press("Enter")
+    expect(widget.locator(".msg.bot").nth(1).locator(".text")).to_contain_text("October 2021")
+    widget.get_by_role("button", name="New conversation").click()
+    page.reload()
+    page.get_by_role("button", name=re.compile("^Open chat")).click()
+    expect(widget.locator(".msg.user")).to_have_count(0)
+
+
+def test_copy_regenerate_and_stop(browser: Browser, tmp_path: Path, default_index: DefaultIndex) -> None:
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    settings = server_settings(
+        default_index.copy(tmp_path / "data"), server={"browser_keys": [KEY]}, generator={"fallback": False}
+    )
+    generator = Scripted()  # the extractive answer, held after its first sentence when told to
+    pipeline = build_pipeline(settings, generator=generator)
+    generator.inner = ExtractiveGenerator(pipeline.scorer, settings.answer)
+    try:
+        with running(create_app(settings, pipeline)) as url:
+            open_demo(page, url, KEY)
+            ask_in_widget(page, "How much funding was returned?")
+            widget = page.locator("[data-rag-widget]")
+            answer = widget.locator(".msg.bot")
+            expect(answer).not_to_have_attribute("aria-busy", "true")
+
+            answer.get_by_role("button", name="Copy").click()
+            expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert "£500,000" in copied and "\nSources:\n[1] " in copied and "“" in copied, copied
+
+            answer.evaluate("node => { node.dataset.before = 'yes'; }")
+            answer.get_by_role("button", name="Regenerate").click()
+            expect(widget.locator(".msg.bot[data-before]")).to_have_count(0)  # replaced, not added
+            expect(widget.locator(".msg.bot")).to_have_count(1)
+            expect(widget.locator(".msg.bot .text")).to_contain_text("£500,000")
+
+            generator.mode = "gate"  # the next answer stops after its first sentence until released
+            generator.gate.clear()
+            box = page.get_by_label("Your question")
+            box.fill("What did Imperial say about the partnership?")  # a three-sentence answer
+            box.press("Enter")
+            second = widget.locator(".msg.bot").nth(1)
+            expect(second.locator(".text p")).not_to_have_count(0)  # the first sentence arrived
+            arrived = second.locator(".text").inner_text()
+            widget.get_by_role("button", name="Stop").click()
+            expect(second).to_contain_text("Stopped.")
+            assert arrived.strip() and arrived.strip() in second.locator(".text").inner_text()
+            expect(widget.get_by_role("button", name="Ask", exact=True)).to_be_visible()
+            generator.gate.set()
+    finally:
+        generator.gate.set()
+        context.close()

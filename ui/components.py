@@ -129,12 +129,33 @@ def who(passage: Passage) -> str:
     return " · ".join(parts)
 
 
-def card_label(citation: Citation) -> str:
-    p = citation.passage
-    details = [p.kind or "passage", who(p), f"passage {int(p.metadata.get('position', 0)) + 1}"]
-    where = f"{p.title} › {p.section}" if p.section else p.title
-    label = f"[{citation.marker}] {where} — " + " · ".join(d for d in details if d)
-    return escape_md(label)  # labels render Markdown (links too): a title is data
+def where(passage: Passage) -> str:
+    """'Title › Section', and for a thread comment or an article who wrote or published it."""
+    place = f"{passage.title} › {passage.section}" if passage.section else passage.title
+    details = [d for d in ("comment" if passage.kind == "comment" else "", who(passage)) if d]
+    return f"{place} — {' · '.join(details)}" if details else place
+
+
+def card_label(citations: list[Citation]) -> str:
+    """'[1] [3] Title › Section': one card per place in a document, with every marker that cites it."""
+    markers = " ".join(f"[{c.marker}]" for c in citations)
+    return escape_md(f"{markers} {where(citations[0].passage)}")  # labels render Markdown: a title is data
+
+
+def snippet(text: str, limit: int = 90) -> str:
+    """The start of a passage, cut at a word."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def cards(citations: list[Citation]) -> list[list[Citation]]:
+    """The citations grouped by the place they quote (the same document and section), in marker order."""
+    groups: dict[tuple[str, str, str], list[Citation]] = {}
+    for c in citations:
+        p = c.passage
+        place = (str(p.metadata.get("path", p.source)), p.section, p.author if p.kind == "comment" else "")
+        groups.setdefault(place, []).append(c)
+    return list(groups.values())
 
 
 def document_span(citation: Citation) -> tuple[str, int, int]:
@@ -186,11 +207,16 @@ def to_json(messages: list[dict[str, Any]]) -> str:
 
 
 def render_passages(passages: list[Passage], key: str) -> None:
+    """Passages as cards labelled with where they are and how they start (two from one place: one card)."""
+    shown: set[str] = set()
     for p in passages:
-        label = f"{p.title} — {who(p)}" if who(p) else p.title
+        label = f"{where(p)}: “{snippet(p.text)}”"
+        if label in shown:
+            continue
+        shown.add(label)
         with st.expander(escape_md(label), expanded=False):
             st.markdown(escape_md(p.text), help=None)
-            st.caption(escape_md(f"{p.source} · {p.kind}"))
+            st.caption(escape_md(p.source))
 
 
 def render_sources(answer: Answer, key: str) -> None:
@@ -200,12 +226,13 @@ def render_sources(answer: Answer, key: str) -> None:
             st.markdown("**Related passages** (the closest the documents come; not an answer)")
             render_passages(answer.related, key)
         return
-    for c in answer.citations:
-        # the target of the answer's [n] link (our own fixed markup, no document text)
-        st.markdown(f'<span id="{card_id(key, c.marker)}"></span>', unsafe_allow_html=True)
-        with st.expander(card_label(c), expanded=False):
-            st.markdown(highlighted(c.passage.text, c.start, c.end, c.spans))
-            _, a, b = document_span(c)
-            st.caption(escape_md(f"{c.passage.source} · characters {a}–{b}"))
-            if st.button("Open the document", key=f"{key}-open-{c.marker}"):
-                st.session_state["open_document"] = document_span(c)
+    for group in cards(answer.citations):
+        # the targets of the answer's [n] links (our own fixed markup, no document text)
+        anchors = "".join(f'<span id="{card_id(key, c.marker)}"></span>' for c in group)
+        st.markdown(anchors, unsafe_allow_html=True)
+        with st.expander(card_label(group), expanded=False):
+            for c in group:
+                st.markdown(highlighted(c.passage.text, c.start, c.end, c.spans))
+            st.caption(escape_md(group[0].passage.source))
+            if st.button("Open the document", key=f"{key}-open-{group[0].marker}"):
+                st.session_state["open_document"] = document_span(group[0])

@@ -41,6 +41,7 @@ from rag.api.models import (
     DocumentChange,
     DocumentIn,
     DocumentOut,
+    ExamplesOut,
     FeedbackIn,
     FeedbackOut,
     HealthOut,
@@ -325,6 +326,13 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             for d in Catalog(settings.catalog_path).documents()
         ]  # fmt: skip
         return JSONResponse(SourcesOut(documents=documents).model_dump())
+
+    @api.get("/examples", responses={200: {"model": ExamplesOut}, **errors(503)})
+    def examples() -> JSONResponse:
+        """Example questions for a chat box that fit the corpus: the operator's (`ui.examples`), else the
+        questions the documents ask in their headings (an FAQ's)."""
+        questions = settings.ui.examples or Catalog(settings.catalog_path).questions()
+        return JSONResponse(ExamplesOut(questions=questions).model_dump())
 
     @api.post("/feedback", status_code=201, responses={201: {"model": FeedbackOut}})
     def feedback(body: FeedbackIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:

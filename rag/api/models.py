@@ -103,6 +103,13 @@ class SourcesOut(BaseModel):
     documents: list[DocumentOut]
 
 
+class ExamplesOut(BaseModel):
+    questions: list[str] = Field(
+        description="Example questions: the operator's (`ui.examples`), else those the documents ask in their "
+        "headings."
+    )
+
+
 class CitationIn(Body):
     """A citation as `rag ask --json` gives it; `text` (the whole passage) is accepted but not stored: the
     chunk id points at it."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from rag.answertypes import expected_kind, page_topic
 from rag.condense import standalone_question
-from rag.evidence import Evidence, EvidenceScorer
+from rag.evidence import Evidence, EvidenceScorer, normalized
 from rag.generators.base import REFUSAL, GenerationRequest, Generator
 from rag.settings import AnswerSettings
 from rag.text import tokenize
@@ -39,7 +39,10 @@ class ExtractiveGenerator(Generator):
         if not assessment.lead:
             return []
         evidence = assessment.evidence
-        chosen = list(evidence[: assessment.lead])
+        chosen: list[Evidence] = []
+        for ev in evidence[: assessment.lead]:  # one part's answer may be another's: said once
+            if not any(normalized(c.text) == normalized(ev.text) for c in chosen):
+                chosen.append(ev)
         best = chosen[0]
         wanted = set(tokenize(question)) or set(tokenize(request.query))
         floor = self.settings.keep_ratio * best.score
@@ -49,7 +52,7 @@ class ExtractiveGenerator(Generator):
                 break
             if ev.typed is False:
                 continue
-            if any(_overlaps(request, c, ev) or c.text == ev.text for c in chosen):
+            if any(_overlaps(request, c, ev) or normalized(c.text) == normalized(ev.text) for c in chosen):
                 continue  # the same words again (overlapping chunks, a sentence repeated on two pages)
             new = (set(tokenize(ev.text)) & wanted) - covered
             if new or ev.score >= self.settings.close_ratio * best.score:
@@ -70,7 +73,9 @@ class ExtractiveGenerator(Generator):
             return
         # "Who wrote ...?" about an authored passage (a thread comment): its author line answers it.
         asks_who = expected_kind(question) == "name"
-        # Sentences of one passage stay together, in document order, under one marker.
+        # Sentences of one passage stay together, in document order, under one marker; a sentence that
+        # other passages hold word for word (a page copied into another) is said once, with their markers too.
+        evidence = self.scorer.assess(question, request.query, request.passages, request.history).evidence
         order = list(dict.fromkeys(ev.passage for ev in chosen))
         first = True
         for passage in order:
@@ -80,5 +85,7 @@ class ExtractiveGenerator(Generator):
                 yield ("" if first else "\n\n") + f"{where} [{passage + 1}]"
                 first = False
             for ev in sorted((e for e in chosen if e.passage == passage), key=lambda e: e.start):
-                yield ("" if first else "\n\n") + f"{ev.text} [{ev.passage + 1}]"
+                also = [e.passage for e in evidence if normalized(e.text) == normalized(ev.text)]
+                markers = ", ".join(str(p + 1) for p in dict.fromkeys([ev.passage, *sorted(also)]))
+                yield ("" if first else "\n\n") + f"{ev.text} [{markers}]"
                 first = False

@@ -38,6 +38,11 @@
     header h2 { flex: 1; margin: 0; font-size: 15px; }
     header button { border: 0; background: transparent; color: #fff; font: inherit; cursor: pointer; padding: 4px 6px; }
     .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 10px; }
+    .actions { display: flex; gap: 6px; margin-top: 6px; }
+    .actions button { font: inherit; font-size: 12px; border: 1px solid #c9d1d9; background: #fff; border-radius: 6px; padding: 2px 8px; cursor: pointer; }
+    .greeting { align-self: flex-start; background: #f1f3f5; }
+    .examples { display: flex; flex-direction: column; gap: 4px; align-items: flex-start; }
+    .example { font: inherit; text-align: left; border: 1px solid #c9d1d9; background: #fff; border-radius: 8px; padding: 4px 8px; cursor: pointer; }
     .msg { max-width: 92%; padding: 8px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; }
     .user { align-self: flex-end; background: #ddeeff; }
     .bot { align-self: flex-start; background: #f6f8fa; border: 1px solid #e1e4e8; }
@@ -160,7 +165,12 @@
     }
 
     addCitation(citation) {
-      if (this.citations.has(citation.marker)) return;
+      const known = this.citations.get(citation.marker);
+      if (known) {
+        // the same source again (the finished answer, or a later sentence quoting it): every quote shown
+        this.showQuotes(known.detail, citation);
+        return;
+      }
       const detailId = id("source");
       const comment = citation.kind === "comment" && citation.author;
       const page = citation.title || citation.source;
@@ -182,17 +192,24 @@
       }
       if (/^https?:\/\//i.test(citation.url || "")) {
         // the page in the wiki (http(s) only: a document's `url:` never becomes a script link)
-        const link = el("a", { class: "where", href: citation.url, target: "_top", rel: "noopener noreferrer" }, citation.source);
+        const link = el("a", { class: "where", href: citation.url, target: "_top", rel: "noopener noreferrer" }, page);
         detail.appendChild(link);
       } else {
         detail.appendChild(el("div", { class: "where" }, citation.source));
       }
-      detail.appendChild(el("blockquote", {}, `“${citation.quote}”`));
+      this.showQuotes(detail, citation);
       chip.addEventListener("click", () => this.open(citation.marker, chip.getAttribute("aria-expanded") !== "true"));
       const item = el("li", { class: "source" }, chip, detail);
       this.citations.set(citation.marker, { chip, detail, item });
       const later = [...this.citations.entries()].filter(([m]) => m > citation.marker).sort((a, b) => a[0] - b[0]);
       this.sources.insertBefore(item, later.length ? later[0][1].item : null);
+    }
+
+    showQuotes(detail, citation) {
+      // every sentence the answer quotes from this source, in the answer's order
+      for (const old of detail.querySelectorAll("blockquote")) old.remove();
+      const quotes = citation.quotes && citation.quotes.length ? citation.quotes : [citation.quote];
+      for (const quote of quotes) detail.appendChild(el("blockquote", {}, `“${quote}”`));
     }
 
     open(n, show) {
@@ -211,10 +228,45 @@
       if (answer.refused) this.node.classList.add("refused");
     }
 
+    stop() {
+      this.node.removeAttribute("aria-busy");
+      if (!this.text) this.textBox.replaceChildren();
+      this.textBox.appendChild(el("p", { class: "status" }, "Stopped."));
+    }
+
     fail(message) {
       this.node.removeAttribute("aria-busy");
       if (!this.text) this.textBox.replaceChildren();
       this.textBox.appendChild(el("p", { class: "error", role: "alert" }, `Sorry: ${message}`));
+    }
+
+    /** The answer and its sources as plain text, for the clipboard. */
+    plainText(answer) {
+      const lines = [answer.answer];
+      if (answer.citations.length) lines.push("", "Sources:");
+      for (const c of answer.citations) {
+        const quotes = (c.quotes && c.quotes.length ? c.quotes : [c.quote]).map((q) => `“${q}”`).join(" … ");
+        const where = /^https?:\/\//i.test(c.url || "") ? c.url : c.source;
+        lines.push(`[${c.marker}] ${c.title || c.source} (${where}): ${quotes}`);
+      }
+      return lines.join("\n");
+    }
+
+    offerActions(answer, regenerate) {
+      const box = el("div", { class: "actions" });
+      const copy = el("button", { type: "button" }, "Copy");
+      copy.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(this.plainText(answer));
+          copy.textContent = "Copied";
+        } catch (_) {
+          copy.textContent = "Copy failed";
+        }
+      });
+      const again = el("button", { type: "button" }, "Regenerate");
+      again.addEventListener("click", () => regenerate(this));
+      box.append(copy, again);
+      this.node.appendChild(box);
     }
 
     offerFeedback(question, answer) {
@@ -264,8 +316,60 @@
     );
     root.append(el("style", {}, CSS), el("div", { class: "root" }, panel, launcher));
 
-    let history = [];
+    const STORE = `rag-widget:${config.api}:${config.title}`;
+    let turns = []; // the finished question/answer pairs, oldest first, kept in this browser across reloads
     let busy = false;
+    let controller = null; // aborts the answer being streamed
+    let examples = null; // the server's example questions, asked for once
+
+    function save() {
+      try {
+        localStorage.setItem(STORE, JSON.stringify(turns.slice(-MAX_TURNS / 2)));
+      } catch (_) {
+        /* storage full or off: the conversation lives as long as the page */
+      }
+    }
+
+    function history(before) {
+      return turns
+        .slice(0, before)
+        .flatMap((t) => [{ role: "user", content: t.question }, { role: "assistant", content: t.answer.answer }])
+        .slice(-MAX_TURNS);
+    }
+
+    function finished(view, question, answer, index) {
+      view.finish(answer);
+      view.turn = index;
+      view.offerActions(answer, regenerate);
+      view.offerFeedback(question, answer);
+    }
+
+    async function greet() {
+      // an empty conversation opens with a greeting and questions that fit the corpus, clickable
+      if (log.childElementCount) return;
+      const greeting = el("div", { class: "msg greeting" }, "Ask a question about the documents.");
+      log.appendChild(greeting);
+      if (examples === null) {
+        examples = [];
+        try {
+          const response = await fetch(`${config.api}/v1/examples`, { headers: headers() });
+          if (response.ok) examples = ((await response.json()).questions || []).slice(0, 4);
+        } catch (_) {
+          examples = [];
+        }
+      }
+      if (!examples.length || !greeting.isConnected || log.lastChild !== greeting) return;
+      const list = el("div", { class: "examples" });
+      for (const question of examples) {
+        const button = el("button", { type: "button", class: "example" }, question);
+        button.addEventListener("click", () => {
+          input.value = question;
+          form.requestSubmit();
+        });
+        list.appendChild(button);
+      }
+      log.appendChild(list);
+    }
 
     function toggle(open) {
       panel.hidden = !open;
@@ -274,19 +378,22 @@
       (open ? input : launcher).focus();
     }
 
-    async function ask(question) {
-      log.appendChild(el("div", { class: "msg user" }, question));
-      const view = new AnswerView(log);
+    /** Ask `question` with the conversation before turn `index`; the answer streams into `view` and
+     * becomes turn `index` (a new turn, or the one it regenerates). */
+    async function run(question, view, index) {
+      controller = new AbortController();
       log.scrollTop = log.scrollHeight;
       let response;
       try {
         response = await fetch(`${config.api}/v1/ask/stream`, {
           method: "POST",
           headers: { ...headers(), Accept: "text/event-stream" },
-          body: JSON.stringify({ question, history: history.slice(-MAX_TURNS) }),
+          body: JSON.stringify({ question, history: history(index) }),
+          signal: controller.signal,
         });
-      } catch (_) {
-        view.fail(`cannot reach ${config.api}`);
+      } catch (error) {
+        if (error.name === "AbortError") view.stop();
+        else view.fail(`cannot reach ${config.api}`);
         return;
       }
       if (!response.ok || !response.body) {
@@ -303,24 +410,72 @@
           } else if (event === "citation") {
             view.addCitation(data);
           } else if (event === "done") {
-            view.finish(data);
-            view.offerFeedback(question, data);
-            history.push({ role: "user", content: question }, { role: "assistant", content: data.answer });
+            turns[index] = { question, answer: data };
+            save();
+            finished(view, question, data, index);
           } else if (event === "error") {
             view.fail(data.error.message);
           }
           log.scrollTop = log.scrollHeight;
         }
-      } catch (_) {
-        view.fail("the connection was interrupted");
+      } catch (error) {
+        if (error.name === "AbortError") view.stop(); // what arrived stays
+        else view.fail("the connection was interrupted");
       }
     }
 
-    launcher.addEventListener("click", () => toggle(panel.hidden));
+    async function ask(question) {
+      for (const list of log.querySelectorAll(".examples")) list.remove();
+      log.appendChild(el("div", { class: "msg user" }, question));
+      await run(question, new AnswerView(log), turns.length);
+    }
+
+    async function regenerate(old) {
+      if (busy || old.turn === undefined) return;
+      const { question } = turns[old.turn];
+      const view = new AnswerView(log);
+      old.node.replaceWith(view.node); // the new answer takes the old one's place
+      await working(() => run(question, view, old.turn));
+    }
+
+    async function working(task) {
+      busy = true;
+      send.textContent = "Stop";
+      try {
+        await task();
+      } finally {
+        busy = false;
+        controller = null;
+        send.textContent = "Ask";
+        input.focus();
+      }
+    }
+
+    let stored = [];
+    try {
+      stored = JSON.parse(localStorage.getItem(STORE) || "[]");
+    } catch (_) {
+      stored = []; // unreadable or not allowed: start afresh
+    }
+    for (const turn of Array.isArray(stored) ? stored : []) {
+      // the conversation before a reload, shown again
+      if (!turn || typeof turn.question !== "string" || !turn.answer) continue;
+      log.appendChild(el("div", { class: "msg user" }, turn.question));
+      turns.push(turn);
+      finished(new AnswerView(log), turn.question, turn.answer, turns.length - 1);
+    }
+
+    launcher.addEventListener("click", () => {
+      toggle(panel.hidden);
+      if (!panel.hidden) greet();
+    });
     close.addEventListener("click", () => toggle(false));
     reset.addEventListener("click", () => {
-      history = [];
+      if (controller) controller.abort();
+      turns = [];
+      save();
       log.replaceChildren();
+      greet();
       input.focus();
     });
     panel.addEventListener("keydown", (event) => {
@@ -334,18 +489,14 @@
     });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const question = input.value.trim();
-      if (!question || busy) return;
-      busy = true;
-      send.disabled = true;
-      input.value = "";
-      try {
-        await ask(question);
-      } finally {
-        busy = false;
-        send.disabled = false;
-        input.focus();
+      if (busy) {
+        if (controller) controller.abort(); // the button reads "Stop" while an answer streams
+        return;
       }
+      const question = input.value.trim();
+      if (!question) return;
+      input.value = "";
+      await working(() => ask(question));
     });
     document.body.appendChild(host);
   }
