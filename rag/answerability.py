@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rag.evidence import EvidenceScorer, Features
 from rag.reader import logistic
+from rag.retrieval import UnknownBackend
 from rag.settings import AnswerSettings
 from rag.types import Passage, Turn
 
@@ -71,8 +72,9 @@ class RetrievalJudge(AnswerabilityJudge):
         return Verdict(bool(passages), "" if passages else "nothing relevant retrieved")
 
 
-class UnknownJudge(ValueError):
-    """A judge name that is not registered."""
+class UnknownJudge(UnknownBackend):
+    """A judge name that is not registered (an unknown backend: the CLI exits 2 with one line, the API answers
+    503 `unavailable` and logs it)."""
 
 
 def make_judge(

@@ -460,9 +460,9 @@ class UiSettings(Section):
     )
     admins: list[str] = Field(
         default_factory=list,
-        description="Who may re-ingest the sources from the chat page (JSON list): e-mail addresses of "
-        "signed-in users (`ui.sign_in`), or `*` for every visitor (a page only you can reach); none = "
-        "nobody (the operator runs `rag ingest`).",
+        description="Who may re-ingest the sources and add documents from the chat page (JSON list): e-mail "
+        "addresses of signed-in users (`ui.sign_in`), or `*` for every visitor (a page only you can reach); "
+        "none = nobody (the operator runs `rag ingest`).",
     )
 
     def may_write(self, user: dict[str, Any]) -> bool:

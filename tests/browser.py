@@ -30,10 +30,11 @@ needs_chromium = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def chat_page(root: Path, corpus: Path) -> Iterator[str]:
-    """The chat page over the index in root/data, on a loopback port; its address."""
+def chat_page(root: Path, corpus: Path, **settings: str) -> Iterator[str]:
+    """The chat page over the index in root/data, on a loopback port (more settings as RAG_* variables:
+    `RAG_UI__ADMINS='["*"]'`); its address."""
     port = free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(root / "data"), "RAG_CORPUS_DIR": str(corpus)}
+    env = {**os.environ, "RAG_DATA_DIR": str(root / "data"), "RAG_CORPUS_DIR": str(corpus), **settings}
     command = [
         sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -66,13 +67,16 @@ def chromium(profile: Path) -> Iterator[Page]:
 def ask(page: Page, question: str) -> None:
     box = page.get_by_test_id("stChatInputTextArea")
     box.wait_for()
+    settled(page)
     box.fill(question)
     box.press("Enter")
 
 
 def settled(page: Page) -> None:
     """Wait until the page's script run is over (Streamlit marks it on the app's root element): a click
-    during a run can be folded into a rerun that closes a dialog it opens."""
+    during a run can be folded into a rerun that closes a dialog it opens. The first runs of a visit are
+    over once the page has read the conversations this browser keeps (their arrival runs the page again)."""
+    page.locator("[data-rag-loaded='conversations']").wait_for(state="attached")
     page.locator("[data-test-script-state='notRunning']").wait_for()
 
 

@@ -537,3 +537,12 @@ def rag_serve(env: dict[str, str], log_path: Path) -> Iterator[int]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_an_unknown_backend_name_is_a_503_never_a_500(data_dir: Path) -> None:
+    """An operator's typo in a backend name (here the answer-or-refuse judge): one logged line and 503
+    `unavailable`, like every other misconfiguration, not an internal error."""
+    settings = server_settings(data_dir, answer={"judge": "strict"})
+    with running(create_app(settings)) as url:
+        response = httpx.post(f"{url}/v1/ask", json={"question": FUNDING}, timeout=60)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable", response.text

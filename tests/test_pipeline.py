@@ -173,6 +173,10 @@ def test_unknown_backends_fail_loudly(indexed: Settings) -> None:
         build_pipeline(
             indexed.model_copy(update={"generator": indexed.generator.model_copy(update={"name": "gpt"})})
         )
+    with pytest.raises(UnknownBackend, match="known: auto, evidence, none"):  # a judge too
+        build_pipeline(
+            indexed.model_copy(update={"answer": indexed.answer.model_copy(update={"judge": "strict"})})
+        )
     with pytest.raises(UnknownBackend, match="cross-encoder"):
         build_pipeline(
             indexed.model_copy(

@@ -351,6 +351,7 @@ def test_a_visitor_picks_a_generator_never_an_endpoint_or_key(
 def test_by_default_the_page_offers_no_generator_choice_and_no_re_ingest(app: AppTest) -> None:
     assert not [s for s in app.sidebar.selectbox if s.label == "Answer generator"]
     assert "Re-ingest the sources" not in [b.label for b in app.sidebar.button]
+    assert not app.get("file_uploader")  # adding documents is the operator's too
 
 
 @pytest.mark.parametrize(
@@ -372,6 +373,7 @@ def test_with_sign_in_only_admins_may_re_ingest(
     assert not at.exception
     labels = [b.label for b in at.sidebar.button]
     assert ("Re-ingest the sources" in labels) is may_re_ingest
+    assert bool(at.get("file_uploader")) is may_re_ingest  # and adding a document
     assert "Sign out" in labels
     ask(at, "How much funding was returned?")  # every signed-in visitor may ask
     assert "£500\\,000" in assistant_text(at)

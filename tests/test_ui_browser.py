@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from ingest.indexer import ingest
 from rag.settings import Settings
 
-from .browser import ask, chat_page, chromium, follow_first_marker, needs_chromium
+from .browser import ask, chat_page, chromium, follow_first_marker, needs_chromium, settled
 from .conftest import CORPUS
 
 if TYPE_CHECKING:
@@ -92,3 +93,87 @@ def test_a_marker_links_to_its_source_card(server: str, page: Page) -> None:
     ask(page, "How much funding was returned?")
     page.get_by_text("October 2021 after discussion").first.wait_for()
     follow_first_marker(page)
+
+
+def test_an_uploaded_pdf_is_answered_from_within_the_page(tmp_path: Path, page: Page) -> None:
+    """Who may write (ui.admins) adds a document from the page; it is indexed with progress and answered at
+    once, from a corpus other than the default."""
+    from .test_loaders import make_pdf
+
+    corpus = tmp_path / "handbook"
+    corpus.mkdir()
+    (corpus / "travel.md").write_text("# Travel\n\nTrains are booked through the travel desk.\n")
+    ingest([corpus], Settings(data_dir=tmp_path / "data"))
+    pdf = tmp_path / "Parking Policy.pdf"
+    pdf.write_bytes(make_pdf(["Parking policy", "Visitors park on level minus two of the north garage."]))
+    with chat_page(tmp_path, corpus, RAG_UI__ADMINS='["*"]') as url:
+        page.goto(url)
+        page.get_by_test_id("stChatInputTextArea").wait_for()
+        settled(page)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(pdf))
+        page.get_by_text("Indexed 1 documents").wait_for()
+        settled(page)  # the run that indexed it is over: the question goes to the next one
+        ask(page, "Where do visitors park?")
+        page.get_by_text("level minus two of the north garage").first.wait_for()
+        page.get_by_text("Parking Policy", exact=False).first.wait_for()  # its card, titled from the file
+
+
+def test_past_conversations_survive_a_reload_and_reopen(tmp_path: Path, page: Page) -> None:
+    """Kept in the browser (an anonymous page): reopen an earlier conversation after a reload, rename it,
+    delete it. On a corpus other than the default."""
+    corpus = tmp_path / "handbook"
+    corpus.mkdir()
+    (corpus / "travel.md").write_text("# Travel\n\nTrains are booked through the travel desk on floor 3.\n")
+    (corpus / "leave.md").write_text("# Leave\n\nEvery employee gets 25 days of paid annual leave.\n")
+    ingest([corpus], Settings(data_dir=tmp_path / "data"))
+    with chat_page(tmp_path, corpus) as url:
+        page.goto(url)
+        ask(page, "How are trains booked?")
+        page.get_by_text("travel desk on floor 3").first.wait_for()
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_role("button", name="How are trains booked?").wait_for()
+        sidebar.get_by_role("button", name="New conversation").click()
+        sidebar.get_by_text("Export conversation (Markdown)").wait_for(
+            state="detached"
+        )  # the new one is empty
+        settled(page)
+        ask(page, "How many days of annual leave do I get?")
+        page.get_by_text("25 days of paid annual leave").first.wait_for()
+        sidebar.get_by_role("button", name="How many days of annual leave do I get?").wait_for()
+
+        page.reload()
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_role("button", name="How are trains booked?").click()
+        page.get_by_text("travel desk on floor 3").first.wait_for()  # the earlier answer, with its card
+        page.get_by_test_id("stExpander").first.wait_for()
+        settled(page)
+
+        def menu(title: str) -> None:
+            """Open the "⋯" beside a conversation's title (again, if a run of the page closed it)."""
+            row = sidebar.get_by_test_id("stHorizontalBlock").filter(
+                has=page.get_by_role("button", name=title)
+            )
+            for _ in range(3):
+                settled(page)
+                row.get_by_role("button", name="⋯").click()
+                try:
+                    page.get_by_label("Name").wait_for(timeout=10_000)
+                    return
+                except PlaywrightTimeout:
+                    continue
+            page.get_by_label("Name").wait_for()
+
+        menu("How are trains booked?")
+        name = page.get_by_label("Name")
+        name.fill("Booking trains")
+        name.press("Enter")
+        page.get_by_role("button", name="Rename").click()
+        sidebar.get_by_role("button", name="Booking trains").wait_for()
+        page.reload()
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_role("button", name="Booking trains").wait_for()  # the new name was kept
+        settled(page)
+        menu("Booking trains")
+        page.get_by_role("button", name="Delete").click()
+        sidebar.get_by_role("button", name="Booking trains").wait_for(state="detached")
+        sidebar.get_by_role("button", name="How many days of annual leave do I get?").wait_for()

@@ -7,6 +7,8 @@ title, fits a 400x600 iframe).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +55,30 @@ def run_ingest(settings: Settings, label: str, roots: list[str]) -> None:
         added = sum(r.chunks_added for r in reports)
         status.update(label=f"Indexed {read} documents ({added} new chunks)", state="complete")
     get_pipeline.clear()
+
+
+UPLOADS = {"md", "markdown", "txt", "html", "htm", "pdf"}
+
+
+def add_document(settings: Settings, name: str, data: bytes) -> None:
+    """An uploaded file kept under the data dir's `uploads/` (a file of the same name is its new version)
+    and indexed incrementally with progress; a re-ingest reads it again."""
+    safe = "".join(c if c.isalnum() or c in " ._-" else "_" for c in Path(name).name).strip(" .") or "upload"
+    if safe.rsplit(".", 1)[-1].lower() not in UPLOADS:
+        st.error(ui.escape_md(f"{safe}: not a Markdown, text, HTML or PDF file"))
+        return
+    if len(data) > settings.ingest.max_file_mb * 1_000_000:
+        st.error(
+            ui.escape_md(f"{safe} is larger than {settings.ingest.max_file_mb:g} MB (ingest.max_file_mb)")
+        )
+        return
+    folder = settings.data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / safe
+    partial = folder / f".{safe}.part"
+    partial.write_bytes(data)
+    partial.replace(target)  # a reader never sees half a file
+    run_ingest(settings, f"Adding {safe}…", [str(target)])
 
 
 _URL_SAFE = ":/?#[]@!$&'*+,;=%~"  # what a URL keeps as is; anything else (parentheses, spaces) is encoded
@@ -108,6 +134,13 @@ def sidebar(
             shown = "\n\n".join(r if is_url(r) else display_path(Path(r)) for r in roots)  # no server path
             if st.button("Re-ingest the sources", use_container_width=True, help=shown):
                 run_ingest(settings, "Re-ingesting…", roots)
+            upload = st.file_uploader(
+                "Add a document", type=sorted(UPLOADS), help="Markdown, text, HTML or PDF: indexed at once"
+            )
+            if upload is not None and st.session_state.get("uploaded") != upload.file_id:
+                add_document(settings, upload.name, upload.getvalue())
+                # once per file, not on every rerun; only once indexed (a run stopped midway tries again)
+                st.session_state["uploaded"] = upload.file_id
         chunks = sum(d.chunks for d in documents)
         last = catalog.state("last_ingest")
         when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
@@ -145,9 +178,11 @@ def signed_in(settings: Settings) -> bool:
 
 
 def conversation_actions() -> None:
-    """New conversation and the exports: in the sidebar, or the compact embed's menu."""
+    """New conversation, the past ones (kept in this browser) and the exports: in the sidebar, or the
+    compact embed's menu."""
     if st.button("New conversation", use_container_width=True):
-        st.session_state["messages"] = []
+        start_conversation()
+    past_conversations()
     messages = st.session_state["messages"]
     if messages:
         st.download_button(
@@ -158,6 +193,67 @@ def conversation_actions() -> None:
             "Export conversation (JSON)", ui.to_json(messages), "conversation.json", "application/json",
             use_container_width=True,
         )  # fmt: skip
+
+
+def start_conversation(messages: list[dict[str, Any]] | None = None, ident: str | None = None) -> None:
+    import uuid
+
+    st.session_state["messages"] = messages or []
+    st.session_state["conversation"] = ident or uuid.uuid4().hex
+
+
+def load_conversations() -> None:
+    """The past conversations this browser keeps, read once per visit (the browser answers after the first
+    run); a save asked for by the previous run is written first."""
+    saved = ui.browser_store(st.session_state.pop("save", None))
+    if saved == ui.PENDING or "conversations" in st.session_state:
+        return
+    try:
+        loaded = json.loads(saved) if saved else {}
+    except ValueError:
+        loaded = {}
+    st.session_state["conversations"] = loaded if isinstance(loaded, dict) else {}
+
+
+def remember() -> None:
+    """The current conversation into the past ones, saved on the next run (never before they were read:
+    an early save would drop the others)."""
+    conversations = st.session_state.get("conversations")
+    messages = st.session_state["messages"]
+    if conversations is None or not messages:
+        return
+    ident = st.session_state["conversation"]
+    title = conversations.get(ident, {}).get("title") or messages[0]["content"][:80]
+    conversations[ident] = {"title": title, "updated": time.time(), "messages": ui.messages_json(messages)}
+    st.session_state["save"] = ui.keep(conversations)
+
+
+def past_conversations() -> None:
+    """Earlier conversations to reopen, rename or delete, newest first."""
+    conversations: dict[str, dict[str, Any]] = st.session_state.get("conversations") or {}
+    if not conversations:
+        return
+    st.caption("Past conversations")
+    current = st.session_state.get("conversation")
+    for ident, conv in sorted(conversations.items(), key=lambda kv: -float(kv[1].get("updated", 0))):
+        title = str(conv.get("title") or "Untitled")
+        opened, more = st.columns([5, 1])
+        if opened.button(ui.escape_md(title), key=f"conv-{ident}", use_container_width=True,
+                         type="primary" if ident == current else "secondary"):  # fmt: skip
+            start_conversation(ui.messages_from_json(conv.get("messages") or []), ident)
+            st.rerun()
+        with more.popover("⋯", help="Rename or delete"):
+            name = st.text_input("Name", value=title, key=f"name-{ident}")
+            if st.button("Rename", key=f"rename-{ident}") and name.strip():
+                conv["title"] = name.strip()[:80]
+                st.session_state["save"] = ui.keep(conversations)
+                st.rerun()
+            if st.button("Delete", key=f"delete-{ident}"):
+                del conversations[ident]
+                st.session_state["save"] = ui.keep(conversations)
+                if ident == current:
+                    start_conversation()
+                st.rerun()
 
 
 def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer | None:
@@ -225,7 +321,11 @@ def main() -> None:
     if not signed_in(settings):
         return
     catalog = Catalog(settings.catalog_path)
-    st.session_state.setdefault("messages", [])
+    if "conversation" not in st.session_state:
+        start_conversation()
+    load_conversations()
+    if "conversations" in st.session_state:  # our own fixed markup: the page has read the browser's store
+        st.markdown('<span data-rag-loaded="conversations" hidden></span>', unsafe_allow_html=True)
     documents = catalog.documents()
     if not documents:
         if not Path(settings.corpus_dir).exists():
@@ -282,6 +382,7 @@ def main() -> None:
                 {"role": "user", "content": question},
                 {"role": "assistant", "content": answer.text, "answer": answer},
             ]
+            remember()
             st.rerun()
 
     opened = st.session_state.pop("open_document", None)

@@ -236,3 +236,97 @@ def render_sources(answer: Answer, key: str) -> None:
             st.caption(escape_md(group[0].passage.source))
             if st.button("Open the document", key=f"{key}-open-{group[0].marker}"):
                 st.session_state["open_document"] = document_span(group[0])
+
+
+# ---- past conversations, kept as JSON (in the browser) ----
+
+PENDING = "\x00pending"  # the browser store has not answered yet
+MAX_CONVERSATIONS = 20
+MAX_STORED_CHARS = 2_000_000  # local storage holds about 5 MB per site
+
+
+def browser_store(save: str | None) -> str | None:
+    """What this browser keeps of the page (its past conversations, JSON), writing `save` first when given;
+    PENDING until the browser has answered (the first run of a visit)."""
+    import streamlit.components.v1 as components
+
+    global _STORE
+    if _STORE is None:
+        from pathlib import Path
+
+        _STORE = components.declare_component(
+            "browser_store", path=str(Path(__file__).parent / "browser_store")
+        )
+    value = _STORE(name="conversations", save=save, default=PENDING, key="browser-store")
+    return value if value is None or isinstance(value, str) else None
+
+
+_STORE: Any = None
+
+
+def keep(conversations: dict[str, dict[str, Any]]) -> str:
+    """The conversations as the browser keeps them: the newest `MAX_CONVERSATIONS`, within `MAX_STORED_CHARS`."""
+    newest = sorted(conversations.items(), key=lambda kv: -float(kv[1].get("updated", 0)))[:MAX_CONVERSATIONS]
+    while newest:
+        text = json.dumps(dict(newest), ensure_ascii=False)
+        if len(text) <= MAX_STORED_CHARS:
+            return text
+        newest = newest[:-1]
+    return "{}"
+
+
+def _passage_json(p: Passage) -> dict[str, Any]:
+    return {"id": p.id, "text": p.text, "metadata": p.metadata, "score": p.score}
+
+
+def _passage(data: dict[str, Any]) -> Passage:
+    return Passage(
+        str(data["id"]), str(data["text"]), dict(data.get("metadata") or {}), float(data.get("score", 0))
+    )
+
+
+def _citation_json(c: Citation) -> dict[str, Any]:
+    spans = [list(span) for span in c.spans]
+    return {"marker": c.marker, "quote": c.quote, "start": c.start, "end": c.end, "spans": spans,
+            "passage": _passage_json(c.passage)}  # fmt: skip
+
+
+def messages_json(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A conversation's messages as JSON: each answer with what its cards show (passages, quotes, spans)."""
+    out = []
+    for m in messages:
+        item: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        answer: Answer | None = m.get("answer")
+        if answer is not None:
+            item["answer"] = {
+                "question": answer.question,
+                "text": answer.text,
+                "refused": answer.refused,
+                "citations": [_citation_json(c) for c in answer.citations],
+                "related": [_passage_json(p) for p in answer.related],
+            }
+        out.append(item)
+    return out
+
+
+def messages_from_json(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages `messages_json` wrote, with their answers again."""
+    out = []
+    for item in items:
+        message: dict[str, Any] = {"role": str(item["role"]), "content": str(item["content"])}
+        data = item.get("answer")
+        if isinstance(data, dict):
+            citations = [
+                Citation(int(c["marker"]), _passage(c["passage"]), str(c["quote"]), int(c["start"]),
+                         int(c["end"]), tuple((int(a), int(b)) for a, b in c.get("spans") or ()))
+                for c in data.get("citations", [])
+            ]  # fmt: skip
+            message["answer"] = Answer(
+                question=str(data.get("question", "")),
+                text=str(data.get("text", "")),
+                citations=citations,
+                refused=bool(data.get("refused")),
+                related=[_passage(p) for p in data.get("related", [])],
+            )
+        out.append(message)
+    return out
