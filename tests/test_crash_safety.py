@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -161,14 +161,8 @@ def test_put_killed_midway_then_restart_answers_from_one_version(tmp_path: Path)
     env = {**os.environ, "RAG_DATA_DIR": str(data), "RAG_SERVER__ADMIN_KEYS": f'["{key}"]'}
     headers = {"authorization": f"Bearer {key}"}
     page = {"format": "markdown", "title": "On-call"}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "first.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+    with serving(env, tmp_path / "first.log") as (url, server):
         try:
-            wait_http(f"{url}/v1/documents", proc=server)  # 401 once up (the index is empty)
             first = httpx.put(f"{url}/v1/documents/on-call", json={**page, "content": OLD}, headers=headers)
             assert first.status_code == 200, first.text
             before = _stored(data)
@@ -203,6 +197,25 @@ def test_put_killed_midway_then_restart_answers_from_one_version(tmp_path: Path)
     assert _stored(data) == before, "the interrupted version's chunks were kept"
 
 
+@contextlib.contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`rag serve` over an index that may be empty (it answers 401 on the documents API once up), until
+    the block ends or it is killed; yields its address and process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            wait_http(f"{url}/v1/documents", proc=server)
+            yield url, server
+        finally:
+            if server.poll() is None:
+                server.terminate()
+            server.wait(timeout=30)
+
+
 def _quietly(call: Callable[[], object]) -> None:
     with contextlib.suppress(httpx.HTTPError):
         call()
@@ -223,44 +236,31 @@ def test_a_running_server_sees_what_another_process_ingested(tmp_path: Path) -> 
         "RAG_RETRIEVAL__RETRIEVER": "dense",
     }
     headers = {"authorization": f"Bearer {key}"}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(BIN / "rag"), "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    with serving(env, tmp_path / "serve.log") as (url, _):
+        for doc_id, content in (("on-call", OLD), ("lunch", "# Lunch\n\nLunch is served at noon.\n")):
+            put = httpx.put(
+                f"{url}/v1/documents/{doc_id}",
+                json={"format": "markdown", "title": doc_id, "content": content},
+                headers=headers,
+                timeout=60,
+            )
+            assert put.status_code == 200, put.text
+        assert httpx.delete(f"{url}/v1/documents/lunch", headers=headers).status_code == 200
+        assert httpx.post(f"{url}/v1/ask", json={"question": "When is lunch?"}, timeout=60).status_code == 200
+
+        ingested = subprocess.run(
+            [str(BIN / "rag"), "ingest", "--json", str(docs)], env=env, capture_output=True, timeout=300
         )
-        try:
-            wait_http(f"{url}/v1/documents", proc=server)  # 401 once up (the index is empty)
-            for doc_id, content in (("on-call", OLD), ("lunch", "# Lunch\n\nLunch is served at noon.\n")):
-                put = httpx.put(
-                    f"{url}/v1/documents/{doc_id}",
-                    json={"format": "markdown", "title": doc_id, "content": content},
-                    headers=headers,
-                    timeout=60,
-                )
-                assert put.status_code == 200, put.text
-            assert httpx.delete(f"{url}/v1/documents/lunch", headers=headers).status_code == 200
-            assert (
-                httpx.post(f"{url}/v1/ask", json={"question": "When is lunch?"}, timeout=60).status_code
-                == 200
-            )
+        assert ingested.returncode == 0, ingested.stderr.decode()
+        (source,) = [d["source"] for d in json.loads(ingested.stdout)["documents"]]
 
-            ingested = subprocess.run(
-                [str(BIN / "rag"), "ingest", "--json", str(docs)], env=env, capture_output=True, timeout=300
-            )
-            assert ingested.returncode == 0, ingested.stderr.decode()
-            (source,) = [d["source"] for d in json.loads(ingested.stdout)["documents"]]
-
-            question = "Where do visitors park?"
-            asks = [{"question": question}, {"question": question, "filters": {"source": source}}]
-            deadline = time.monotonic() + 30
-            while True:
-                answers = [httpx.post(f"{url}/v1/ask", json=ask, timeout=60) for ask in asks]
-                assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-                if all("level minus two" in a.json()["answer"] for a in answers):
-                    break
-                assert time.monotonic() < deadline, [a.json() for a in answers]
-                time.sleep(0.5)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        question = "Where do visitors park?"
+        asks = [{"question": question}, {"question": question, "filters": {"source": source}}]
+        deadline = time.monotonic() + 30
+        while True:
+            answers = [httpx.post(f"{url}/v1/ask", json=ask, timeout=60) for ask in asks]
+            assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+            if all("level minus two" in a.json()["answer"] for a in answers):
+                break
+            assert time.monotonic() < deadline, [a.json() for a in answers]
+            time.sleep(0.5)
