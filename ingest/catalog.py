@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (id TEXT PRIMARY KEY, meta TEXT);
 """
+QUESTIONS = "questions"  # state: the example questions of `Catalog.questions`, with what they were read from
 PUBLISH = "publish"  # state: the documents a committed change wrote and removed, to publish to the store
 
 
@@ -137,7 +138,14 @@ class Catalog:
 
     def questions(self, limit: int = 4, scanned: int = 200) -> list[str]:
         """Up to `limit` questions the documents ask in their headings ("How do I reset my password?", an
-        FAQ's), one per document, from the first `scanned` documents: example questions that fit the corpus."""
+        FAQ's), one per document, from the first `scanned` documents: example questions that fit the corpus.
+        Kept in the catalog until its documents change (a page's load and the examples API read one row)."""
+        with self._db() as db:
+            count, newest = db.execute("SELECT COUNT(*), MAX(ingested_at) FROM documents").fetchone()
+        key = json.dumps([count, newest, limit, scanned])
+        cached = json.loads(self.state(QUESTIONS) or "{}")
+        if cached.get("key") == key:
+            return list(cached["questions"])
         found: list[str] = []
         for listed in self.documents()[:scanned]:
             record = self.get(listed.path)
@@ -151,6 +159,7 @@ class Catalog:
                     break
             if len(found) >= limit:
                 break
+        self.set_state(QUESTIONS, json.dumps({"key": key, "questions": found}))
         return found
 
     def visibility(self) -> Callable[[str, dict[str, object]], bool]:

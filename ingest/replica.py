@@ -97,13 +97,16 @@ def finish(settings: Settings, store: VectorStore, catalog: Catalog, changed: bo
     if deletes:
         store.delete(deletes)
     state = json.loads(catalog.state(PUBLISH) or '{"written": [], "removed": []}')
-    current = catalog.visibility()
-    ids = {i for i, _, m in store.iter_records() if current(i, m)}
-    if changed or read_stamp(settings.lexical_dir) != stamp(ids):
+    if changed or read_stamp(settings.lexical_dir) != stamp(_current_ids(catalog, store)):
         rebuild_lexical(settings, store)
     written = [r for path in state["written"] if (r := catalog.get(path)) is not None]
     publish(settings, store, written, state["removed"], changed)
     catalog.finished()
+
+
+def _current_ids(catalog: Catalog, store: VectorStore) -> set[str]:
+    current = catalog.visibility()
+    return {i for i, _, m in store.iter_records() if current(i, m)}
 
 
 def recover(settings: Settings, store: VectorStore) -> bool:

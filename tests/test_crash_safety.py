@@ -76,21 +76,15 @@ from rag.store import VectorStore
 point, folder = sys.argv[1], Path(sys.argv[2])
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
-calls = {"n": 0}
-upsert = VectorStore.upsert
-def upsert_then_die(self, *args, **kwargs):
-    upsert(self, *args, **kwargs)
-    calls["n"] += 1
-    if calls["n"] == 1:
+def then_die(call):
+    def wrapped(*args, **kwargs):
+        call(*args, **kwargs)
         die()
-commit = Catalog.commit
-def commit_then_die(self, *args, **kwargs):
-    commit(self, *args, **kwargs)
-    die()
-if point == "storing":
-    VectorStore.upsert = upsert_then_die
+    return wrapped
+if point == "storing":  # after the first batch of new chunks
+    VectorStore.upsert = then_die(VectorStore.upsert)
 elif point == "committed":
-    Catalog.commit = commit_then_die
+    Catalog.commit = then_die(Catalog.commit)
 elif point == "updating":
     VectorStore.update_metadata = die
 elif point == "deleting":

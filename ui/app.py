@@ -302,13 +302,6 @@ def feedback(settings: Settings, index: int, question: str, answer: Answer) -> N
         st.toast("Thanks for the feedback")
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def asked_by_documents(catalog_path: str, stamp: str) -> list[str]:
-    """The questions the documents ask in their headings (`Catalog.questions`); `stamp` (the last ingest)
-    renews the cache."""
-    return Catalog(Path(catalog_path)).questions()
-
-
 def main() -> None:
     compact = st.query_params.get("compact", "false").lower() == "true"
     st.set_page_config(page_title="Ask the documents", page_icon="📄", layout="centered",
@@ -359,8 +352,7 @@ def main() -> None:
     question = st.chat_input("Ask a question about the documents")
     if not messages and not question:
         # the operator's examples, else the questions the documents themselves ask (an FAQ's headings)
-        stamp = catalog.state("last_ingest") or ""
-        examples = settings.ui.examples or asked_by_documents(str(settings.catalog_path), stamp)
+        examples = settings.ui.examples or catalog.questions()
         if examples:
             st.caption("Try one of these:")
             columns = st.columns(2)

@@ -75,7 +75,9 @@ class ExtractiveGenerator(Generator):
         asks_who = expected_kind(question) == "name"
         # Sentences of one passage stay together, in document order, under one marker; a sentence that
         # other passages hold word for word (a page copied into another) is said once, with their markers too.
-        evidence = self.scorer.assess(question, request.query, request.passages, request.history).evidence
+        holders: dict[str, list[int]] = {}  # the passages that hold each sentence
+        for e in self.scorer.assess(question, request.query, request.passages, request.history).evidence:
+            holders.setdefault(normalized(e.text), []).append(e.passage)
         order = list(dict.fromkeys(ev.passage for ev in chosen))
         first = True
         for passage in order:
@@ -85,7 +87,7 @@ class ExtractiveGenerator(Generator):
                 yield ("" if first else "\n\n") + f"{where} [{passage + 1}]"
                 first = False
             for ev in sorted((e for e in chosen if e.passage == passage), key=lambda e: e.start):
-                also = [e.passage for e in evidence if normalized(e.text) == normalized(ev.text)]
+                also = holders.get(normalized(ev.text), [])
                 markers = ", ".join(str(p + 1) for p in dict.fromkeys([ev.passage, *sorted(also)]))
                 yield ("" if first else "\n\n") + f"{ev.text} [{markers}]"
                 first = False
