@@ -456,7 +456,8 @@ class UiSettings(Section):
     sign_in: bool = Field(
         False,
         description="The chat page asks every visitor to sign in first: Streamlit's `st.login` with the "
-        "OpenID Connect provider in `.streamlit/secrets.toml` (`[auth]`; see the README).",
+        "OpenID Connect provider in `.streamlit/secrets.toml` (`[auth]`; see the README); each user's past "
+        "conversations are then kept on the server.",
     )
     admins: list[str] = Field(
         default_factory=list,
@@ -527,6 +528,11 @@ class Settings(BaseSettings):
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.sqlite3"
+
+    @property
+    def conversations_path(self) -> Path:
+        """The chat page's conversations of signed-in visitors (`ui.sign_in`)."""
+        return self.data_dir / "conversations.sqlite3"
 
     @property
     def lexical_dir(self) -> Path:

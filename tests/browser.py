@@ -50,14 +50,16 @@ def chat_page(root: Path, corpus: Path, **settings: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chromium(profile: Path) -> Iterator[Page]:
-    """A page of a fresh headless Chromium (its own profile), 1200x900."""
+def chromium(profile: Path, permissions: tuple[str, ...] = ()) -> Iterator[Page]:
+    """A page of a fresh headless Chromium (its own profile), 1200x900, with the browser `permissions`
+    granted (e.g. "clipboard-read")."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=FLAGS, viewport={"width": 1200, "height": 900}
-        )
+            str(profile), executable_path=str(CHROMIUM), args=FLAGS, viewport={"width": 1200, "height": 900},
+            permissions=list(permissions),
+        )  # fmt: skip
         page = context.new_page()
         page.set_default_timeout(120_000)
         yield page
@@ -90,9 +92,14 @@ def follow_first_marker(page: Page) -> None:
     card.first.wait_for(state="attached")
     assert card.count() == 1
     page.evaluate("window.scrollTo(0, 0)")
+    assert page.locator("[data-testid='stExpander'] details[open]").count() == 0
     marker.click()
     page.wait_for_function(f"location.hash === {href!r}")
     page.wait_for_function(
         f"""() => {{ const r = document.getElementById({href[1:]!r}).getBoundingClientRect();
                    return r.top >= 0 && r.top < window.innerHeight; }}"""
     )
+    # and the card opens: its quote is shown
+    page.locator(
+        "[data-testid='stExpander'] details[open] [data-testid='stExpanderDetails']"
+    ).first.wait_for()

@@ -394,3 +394,80 @@ def test_with_sign_in_a_visitor_who_has_not_signed_in_sees_only_the_sign_in(
     at.button[0].click().run()  # no [auth] provider in this test's secrets: one clear line, no traceback
     assert not at.exception
     assert "no sign-in provider is configured" in at.error[0].value
+
+
+def test_regenerate_replaces_the_last_answer_and_edit_resends_a_question(app: AppTest) -> None:
+    ask(app, "How much funding was returned?")
+    ask(app, "Who led the partnership?")
+    assert [m.name for m in app.chat_message] == ["user", "assistant", "user", "assistant"]
+    # only the last answer may be regenerated; every answer may be copied
+    assert [b.key for b in app.button if b.key and b.key.startswith("regenerate-")] == ["regenerate-3"]
+    assert {"copy-m1", "copy-m3"} <= {b.key for b in app.button}
+    before = assistant_text(app)
+    app.button(key="regenerate-3").click().run()
+    assert not app.exception
+    assert [m.name for m in app.chat_message] == ["user", "assistant", "user", "assistant"]  # replaced
+    assert assistant_text(app) == before  # the same question over the same index: the same answer
+    assert shown(app.chat_message[2].markdown[0].value) == "Who led the partnership?"
+
+    app.text_area(key="edit-0").set_value("When was the funding returned?")
+    app.button(key="resend-0").click().run()  # the conversation from that question on is replaced
+    assert not app.exception
+    assert [m.name for m in app.chat_message] == ["user", "assistant"]
+    assert shown(app.chat_message[0].markdown[0].value) == "When was the funding returned?"
+    assert "October 2021" in app.chat_message[1].markdown[0].value
+
+
+def signed_in_page(data: Path, monkeypatch: pytest.MonkeyPatch, email: str) -> AppTest:
+    monkeypatch.setenv("RAG_DATA_DIR", str(data))
+    monkeypatch.setenv("RAG_UI__SIGN_IN", "true")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.user = {"is_logged_in": True, "email": email, "name": email.split("@")[0]}
+    at.run()
+    assert not at.exception
+    return at
+
+
+def past(at: AppTest) -> list[str]:
+    return [shown(b.label) for b in at.sidebar.button if b.key and b.key.startswith("conv-")]
+
+
+def test_with_sign_in_each_user_finds_their_conversations_on_the_server(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(shared_data, data)
+    ann = signed_in_page(data, monkeypatch, "Ann@Example.com")
+    ask(ann, "How much funding was returned?")
+    bob = signed_in_page(data, monkeypatch, "bob@example.com")
+    assert past(bob) == []  # not Ann's
+    ask(bob, "Who led the partnership?")
+    # Ann again, in a new session (another browser): her conversation, from the server, reopened whole
+    again = signed_in_page(data, monkeypatch, "ann@example.com")
+    assert past(again) == ["How much funding was returned?"]
+    conv = next(b for b in again.sidebar.button if b.key and b.key.startswith("conv-"))
+    conv.click().run()
+    assert "£500\\,000" in assistant_text(again)
+    ident = conv.key.removeprefix("conv-")
+    again.text_input(key=f"name-{ident}").set_value("Funding")
+    again.button(key=f"rename-{ident}").click().run()
+    assert past(signed_in_page(data, monkeypatch, "ann@example.com")) == ["Funding"]
+    assert past(signed_in_page(data, monkeypatch, "bob@example.com")) == ["Who led the partnership?"]
+    again.button(key=f"delete-{ident}").click().run()
+    assert past(signed_in_page(data, monkeypatch, "ann@example.com")) == []
+    assert (data / "conversations.sqlite3").exists()
+
+
+def test_the_server_keeps_each_users_newest_conversations(tmp_path: Path) -> None:
+    from ui.conversations import MAX_CONVERSATIONS, ConversationStore
+
+    store = ConversationStore(tmp_path / "conversations.sqlite3")
+    for n in range(MAX_CONVERSATIONS + 1):
+        store.put("ann", f"c{n}", {"title": f"T{n}", "updated": float(n), "messages": []})
+    store.put("bob", "b", {"title": "B", "updated": 0.0, "messages": []})
+    kept = store.all("ann")
+    assert len(kept) == MAX_CONVERSATIONS and "c0" not in kept and next(iter(kept)) == f"c{MAX_CONVERSATIONS}"
+    store.put("ann", "c1", {"title": "again", "updated": 0.5, "messages": []})  # the one just saved stays
+    assert store.all("ann")["c1"]["title"] == "again" and len(store.all("ann")) == MAX_CONVERSATIONS
+    store.delete("ann", "c1")
+    assert "c1" not in store.all("ann") and list(store.all("bob")) == ["b"]

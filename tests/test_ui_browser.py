@@ -149,13 +149,13 @@ def test_past_conversations_survive_a_reload_and_reopen(tmp_path: Path, page: Pa
         settled(page)
 
         def menu(title: str) -> None:
-            """Open the "⋯" beside a conversation's title (again, if a run of the page closed it)."""
+            """Open the "…" beside a conversation's title (again, if a run of the page closed it)."""
             row = sidebar.get_by_test_id("stHorizontalBlock").filter(
                 has=page.get_by_role("button", name=title)
             )
             for _ in range(3):
                 settled(page)
-                row.get_by_role("button", name="⋯").click()
+                row.get_by_role("button", name="…").click()
                 try:
                     page.get_by_label("Name").wait_for(timeout=10_000)
                     return
@@ -177,3 +177,76 @@ def test_past_conversations_survive_a_reload_and_reopen(tmp_path: Path, page: Pa
         page.get_by_role("button", name="Delete").click()
         sidebar.get_by_role("button", name="Booking trains").wait_for(state="detached")
         sidebar.get_by_role("button", name="How many days of annual leave do I get?").wait_for()
+
+
+HANDBOOK = {
+    "leave.md": "# Leave\n\nEvery employee gets 25 days of paid annual leave. Leave requests go through the HR "
+    "portal. Unused days carry over until the end of March.\n",
+    "travel.md": "# Travel\n\nTrains are booked through the travel desk on floor 3.\n",
+}
+
+
+def handbook(root: Path) -> Path:
+    corpus = root / "handbook"
+    corpus.mkdir()
+    for name, text in HANDBOOK.items():
+        (corpus / name).write_text(text)
+    ingest([corpus], Settings(data_dir=root / "data"))
+    return corpus
+
+
+def test_copy_puts_the_answer_and_its_sources_on_the_clipboard(tmp_path: Path) -> None:
+    corpus = handbook(tmp_path)
+    with (
+        chat_page(tmp_path, corpus) as url,
+        chromium(tmp_path / "profile", ("clipboard-read", "clipboard-write")) as page,
+    ):
+        page.goto(url)
+        ask(page, "How are trains booked?")
+        page.get_by_text("travel desk on floor 3").first.wait_for()
+        settled(page)
+        page.get_by_role("button", name="Copy").click()
+        page.get_by_text("Copied the answer and its sources").wait_for()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("Trains are booked through the travel desk on floor 3.") and "[1]" in copied
+        assert "\n\nSources:\n[1] Travel (" in copied and "“Trains are booked" in copied, copied
+
+
+def test_stop_ends_a_stream_and_keeps_what_arrived(tmp_path: Path) -> None:
+    """An answer streams from an LLM (a fake speaking the OpenAI protocol on loopback) that pauses after its
+    first sentence; Stop ends it there: what arrived stays, marked stopped, and the rest never shows."""
+    import threading
+
+    from .fakellm import FakeLLM, passages_of, sse
+
+    corpus = handbook(tmp_path)
+    gate = threading.Event()
+
+    def reply(body: dict[str, object]) -> object:
+        number = next(n for n, text in passages_of(body).items() if "annual leave" in text)
+        return sse(
+            f"Every employee gets 25 days of paid annual leave [{number}]. Leave requests",
+            f" go through the HR portal [{number}].",
+            gate=gate,
+        )
+
+    with FakeLLM.running() as llm:
+        llm.script.append(reply)
+        settings = {"RAG_GENERATOR__NAME": "openai", "RAG_GENERATOR__BASE_URL": llm.url,
+                    "RAG_GENERATOR__FALLBACK": "false"}  # fmt: skip
+        with chat_page(tmp_path, corpus, **settings) as url, chromium(tmp_path / "profile") as page:
+            page.goto(url)
+            ask(page, "How many days of annual leave do I get?")
+            assistant = page.get_by_test_id("stChatMessage").nth(1)
+            assistant.get_by_text("25 days of paid annual leave").wait_for()  # the first sentence arrived
+            page.get_by_role("button", name="Stop").click()  # the LLM goes on after its pause (10 s)
+            page.get_by_text("Stopped.").wait_for()
+            settled(page)
+            kept = page.get_by_test_id("stChatMessage").nth(1).inner_text()
+            assert "25 days of paid annual leave" in kept and "HR portal" not in kept
+            assert page.get_by_role("button", name="Stop").count() == 0
+            # the stopped answer is part of the conversation: kept with it, and regenerated on demand
+            page.get_by_test_id("stSidebar").get_by_role(
+                "button", name="How many days of annual leave do I get?"
+            ).wait_for()
+    gate.set()

@@ -20,6 +20,7 @@ from ingest.loaders import chunk_kinds
 from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
 from ui import components as ui
+from ui.conversations import ConversationStore
 
 
 @st.cache_resource(show_spinner="Loading the index and the embedding model…")
@@ -145,7 +146,7 @@ def sidebar(
         last = catalog.state("last_ingest")
         when = dt.datetime.fromtimestamp(float(last)).strftime("%Y-%m-%d %H:%M") if last else "never"
         st.caption(f"Index: {len(documents)} documents, {chunks} chunks; last ingest {when}")
-        conversation_actions()
+        conversation_actions(settings)
         if settings.ui.sign_in:
             st.caption(ui.escape_md(f"Signed in as {visitor().get('email') or visitor().get('name', '')}"))
             if st.button("Sign out", use_container_width=True):
@@ -177,12 +178,11 @@ def signed_in(settings: Settings) -> bool:
     return False
 
 
-def conversation_actions() -> None:
-    """New conversation, the past ones (kept in this browser) and the exports: in the sidebar, or the
-    compact embed's menu."""
+def conversation_actions(settings: Settings) -> None:
+    """New conversation, the past ones and the exports: in the sidebar, or the compact embed's menu."""
     if st.button("New conversation", use_container_width=True):
         start_conversation()
-    past_conversations()
+    past_conversations(settings)
     messages = st.session_state["messages"]
     if messages:
         st.download_button(
@@ -202,10 +202,29 @@ def start_conversation(messages: list[dict[str, Any]] | None = None, ident: str 
     st.session_state["conversation"] = ident or uuid.uuid4().hex
 
 
-def load_conversations() -> None:
-    """The past conversations this browser keeps, read once per visit (the browser answers after the first
-    run); a save asked for by the previous run is written first."""
-    saved = ui.browser_store(st.session_state.pop("save", None))
+def server_user(settings: Settings) -> str | None:
+    """The signed-in visitor whose conversations the server keeps (`ui.sign_in`); None: the browser keeps
+    them (an anonymous page)."""
+    user = visitor()
+    if not settings.ui.sign_in or not user.get("is_logged_in"):
+        return None
+    email = str(user.get("email") or "").strip().lower()
+    return email or str(user.get("sub") or "") or None
+
+
+def load_conversations(settings: Settings) -> None:
+    """The past conversations: the signed-in visitor's from the server, else those this browser keeps, read
+    once per visit (the browser answers after the first run); a save asked for by the previous run is
+    written first. The browser side also gets the answers' texts for their Copy buttons."""
+    messages = st.session_state["messages"]
+    copies = {f"m{i}": ui.copy_text(m) for i, m in enumerate(messages) if m["role"] == "assistant"}
+    saved = ui.browser(st.session_state.pop("save", None), copies)
+    user = server_user(settings)
+    if user is not None:
+        if st.session_state.get("conversations_of") != user:
+            st.session_state["conversations"] = ConversationStore(settings.conversations_path).all(user)
+            st.session_state["conversations_of"] = user
+        return
     if saved == ui.PENDING or "conversations" in st.session_state:
         return
     try:
@@ -215,20 +234,38 @@ def load_conversations() -> None:
     st.session_state["conversations"] = loaded if isinstance(loaded, dict) else {}
 
 
-def remember() -> None:
-    """The current conversation into the past ones, saved on the next run (never before they were read:
-    an early save would drop the others)."""
+def keep_conversation(settings: Settings, ident: str, conversation: dict[str, Any] | None) -> None:
+    """Keep a conversation (None: delete it) where this page keeps them: on the server for a signed-in
+    visitor, else in the browser on the next run."""
+    conversations: dict[str, dict[str, Any]] = st.session_state["conversations"]
+    if conversation is None:
+        conversations.pop(ident, None)
+    else:
+        conversations[ident] = conversation
+    user = server_user(settings)
+    if user is None:
+        st.session_state["save"] = ui.keep(conversations)
+    elif conversation is None:
+        ConversationStore(settings.conversations_path).delete(user, ident)
+    else:
+        ConversationStore(settings.conversations_path).put(user, ident, conversation)
+
+
+def remember(settings: Settings) -> None:
+    """The current conversation into the past ones (never before they were read: an early save would drop
+    the others)."""
     conversations = st.session_state.get("conversations")
     messages = st.session_state["messages"]
     if conversations is None or not messages:
         return
     ident = st.session_state["conversation"]
     title = conversations.get(ident, {}).get("title") or messages[0]["content"][:80]
-    conversations[ident] = {"title": title, "updated": time.time(), "messages": ui.messages_json(messages)}
-    st.session_state["save"] = ui.keep(conversations)
+    keep_conversation(
+        settings, ident, {"title": title, "updated": time.time(), "messages": ui.messages_json(messages)}
+    )
 
 
-def past_conversations() -> None:
+def past_conversations(settings: Settings) -> None:
     """Earlier conversations to reopen, rename or delete, newest first."""
     conversations: dict[str, dict[str, Any]] = st.session_state.get("conversations") or {}
     if not conversations:
@@ -242,47 +279,99 @@ def past_conversations() -> None:
                          type="primary" if ident == current else "secondary"):  # fmt: skip
             start_conversation(ui.messages_from_json(conv.get("messages") or []), ident)
             st.rerun()
-        with more.popover("⋯", help="Rename or delete"):
+        with more.popover("…", help="Rename or delete"):
             name = st.text_input("Name", value=title, key=f"name-{ident}")
             if st.button("Rename", key=f"rename-{ident}") and name.strip():
-                conv["title"] = name.strip()[:80]
-                st.session_state["save"] = ui.keep(conversations)
+                keep_conversation(settings, ident, {**conv, "title": name.strip()[:80]})
                 st.rerun()
             if st.button("Delete", key=f"delete-{ident}"):
-                del conversations[ident]
-                st.session_state["save"] = ui.keep(conversations)
+                keep_conversation(settings, ident, None)
                 if ident == current:
                     start_conversation()
                 st.rerun()
 
 
 def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer | None:
-    """Stream an answer into the page; returns it (None after an error, which is shown instead)."""
+    """Stream an answer into the page, with a Stop button; returns it (None after an error, which is shown
+    instead). What has been shown is kept in the session as it arrives: a run stopped midway (Stop, or any
+    other click) leaves it for `keep_stopped` to add to the conversation."""
     from rag.generators.base import GeneratorError
     from rag.pipeline import EmptyIndexError, QuestionError
     from rag.store import StoreError
 
     turns = [{"role": m["role"], "content": m["content"]} for m in st.session_state["messages"]]
     done: dict[str, Answer] = {}
+    shown = st.session_state["streaming"] = {"question": question, "text": ""}
 
-    waiting = st.empty()
+    text = st.container()
+    waiting = text.empty()
     waiting.caption("Searching the documents…")  # until the first verified sentence arrives
+    stop = st.empty()
+    stop.button("Stop", key="stop", help="Stop the answer here and keep what has arrived")
 
     def deltas() -> Any:
         for event in pipeline.stream(question, turns, filters or None, k):
             if isinstance(event, TextDelta):
                 waiting.empty()
                 yield ui.escape_md(event.text)
+                shown["text"] += event.text  # on the page: a stop raised while showing it comes before
             elif isinstance(event, Done):
                 done["answer"] = event.answer
 
     try:
-        st.write_stream(deltas())
+        with text:
+            st.write_stream(deltas())
     except (QuestionError, EmptyIndexError, StoreError, GeneratorError) as exc:
         waiting.empty()
         st.error(str(exc))
         return None
+    finally:
+        stop.empty()
+    st.session_state.pop("streaming", None)
     return done.get("answer")
+
+
+def keep_stopped(settings: Settings) -> None:
+    """An answer the previous run stopped while it streamed: its question and what had arrived, marked
+    stopped, join the conversation."""
+    shown = st.session_state.pop("streaming", None)
+    if not shown:
+        return
+    st.session_state["messages"] += [
+        {"role": "user", "content": shown["question"]},
+        {"role": "assistant", "content": shown["text"].strip(), "stopped": True},
+    ]
+    remember(settings)
+
+
+def edit_question(i: int, content: str) -> None:
+    """Edit a question and send it again: the conversation from that question on is replaced."""
+    with st.popover(
+        "Edit", icon=":material/edit:", type="tertiary", help="Edit this question and ask it again"
+    ):
+        edited = st.text_area("Question", value=content, key=f"edit-{i}")
+        if st.button("Send", key=f"resend-{i}", type="primary") and edited.strip():
+            del st.session_state["messages"][i:]
+            st.session_state["asking"] = edited.strip()
+            st.rerun()
+
+
+def answer_actions(settings: Settings, i: int, messages: list[dict[str, Any]]) -> None:
+    """Under an answer: Copy (the answer with its sources), Regenerate (the last answer) and feedback."""
+    answer: Answer | None = messages[i].get("answer")
+    row = st.container(horizontal=True, vertical_alignment="center")
+    copy = row.button("Copy", key=f"copy-m{i}", icon=":material/content_copy:", type="tertiary",
+                      help="Copy the answer and its sources")  # fmt: skip
+    if copy:
+        st.toast("Copied the answer and its sources")  # the browser side copies it (ui/browser)
+    last = i == len(messages) - 1 and i > 0
+    if last and row.button("Regenerate", key=f"regenerate-{i}", icon=":material/refresh:", type="tertiary"):
+        st.session_state["asking"] = messages[i - 1]["content"]
+        del messages[i - 1 :]
+        st.rerun()
+    if answer is not None:
+        with row:
+            feedback(settings, i, messages[i - 1]["content"] if i else "", answer)
 
 
 def feedback(settings: Settings, index: int, question: str, answer: Answer) -> None:
@@ -316,7 +405,8 @@ def main() -> None:
     catalog = Catalog(settings.catalog_path)
     if "conversation" not in st.session_state:
         start_conversation()
-    load_conversations()
+    load_conversations(settings)
+    keep_stopped(settings)
     if "conversations" in st.session_state:  # our own fixed markup: the page has read the browser's store
         st.markdown('<span data-rag-loaded="conversations" hidden></span>', unsafe_allow_html=True)
     documents = catalog.documents()
@@ -335,7 +425,7 @@ def main() -> None:
         settings, filters, k = sidebar(settings, catalog, documents)
     else:
         with st.popover("Menu"):
-            conversation_actions()
+            conversation_actions(settings)
     pipeline = get_pipeline(settings.model_dump_json())
 
     messages: list[dict[str, Any]] = st.session_state["messages"]
@@ -344,12 +434,18 @@ def main() -> None:
             answer: Answer | None = message.get("answer")
             if answer is None:
                 st.markdown(ui.escape_md(message["content"]))
-                continue
-            st.markdown(ui.answer_markdown(answer, f"m{i}"))
-            ui.render_sources(answer, key=f"m{i}")
-            feedback(settings, i, messages[i - 1]["content"] if i else "", answer)
+            else:
+                st.markdown(ui.answer_markdown(answer, f"m{i}"))
+                ui.render_sources(answer, key=f"m{i}")
+            if message.get("stopped"):
+                st.caption("Stopped.")
+            if message["role"] == "user":
+                edit_question(i, message["content"])
+            else:
+                answer_actions(settings, i, messages)
 
-    question = st.chat_input("Ask a question about the documents")
+    typed = st.chat_input("Ask a question about the documents")
+    question = st.session_state.pop("asking", None) or typed  # an edited or regenerated question first
     if not messages and not question:
         # the operator's examples, else the questions the documents themselves ask (an FAQ's headings)
         examples = settings.ui.examples or catalog.questions()
@@ -374,7 +470,7 @@ def main() -> None:
                 {"role": "user", "content": question},
                 {"role": "assistant", "content": answer.text, "answer": answer},
             ]
-            remember()
+            remember(settings)
             st.rerun()
 
     opened = st.session_state.pop("open_document", None)

@@ -186,14 +186,26 @@ def to_markdown(messages: list[dict[str, Any]]) -> str:
         out += [f"**Answer:** {m['content']}", ""]
         if answer is None:
             continue
-        for c in answer.citations:
-            author = f", {c.passage.author}" if c.passage.author else ""
-            quotes = " … ".join(f"“{q}”" for q in c.quotes)
-            out.append(f"- [{c.marker}] {c.passage.title} ({c.passage.source}{author}): {quotes}")
+        out += [f"- {source_line(c)}" for c in answer.citations]
         if answer.refused and answer.related:
             out.append("- Related passages: " + "; ".join(p.source for p in answer.related))
         out.append("")
     return "\n".join(out)
+
+
+def source_line(c: Citation) -> str:
+    """'[1] Title (source, author): “quote” … “quote”'."""
+    author = f", {c.passage.author}" if c.passage.author else ""
+    quotes = " … ".join(f"“{q}”" for q in c.quotes)
+    return f"[{c.marker}] {c.passage.title} ({c.passage.source}{author}): {quotes}"
+
+
+def copy_text(message: dict[str, Any]) -> str:
+    """What "Copy" puts on the clipboard: the answer, then its sources with their quotes."""
+    answer: Answer | None = message.get("answer")
+    if answer is None or not answer.citations:
+        return str(message["content"])
+    return "\n".join([answer.text, "", "Sources:", *(source_line(c) for c in answer.citations)])
 
 
 def to_json(messages: list[dict[str, Any]]) -> str:
@@ -240,28 +252,28 @@ def render_sources(answer: Answer, key: str) -> None:
 
 # ---- past conversations, kept as JSON (in the browser) ----
 
-PENDING = "\x00pending"  # the browser store has not answered yet
+PENDING = "\x00pending"  # the browser has not answered yet
 MAX_CONVERSATIONS = 20
 MAX_STORED_CHARS = 2_000_000  # local storage holds about 5 MB per site
 
 
-def browser_store(save: str | None) -> str | None:
-    """What this browser keeps of the page (its past conversations, JSON), writing `save` first when given;
-    PENDING until the browser has answered (the first run of a visit)."""
+def browser(save: str | None, copies: dict[str, str]) -> str | None:
+    """The page's browser side (`ui/browser`): what this browser keeps of the page (its past conversations,
+    JSON), writing `save` first when given, PENDING until the browser has answered (the first run of a
+    visit); it also opens the card an answer's [n] marker links to, and puts `copies[KEY]` on the clipboard
+    when the button with key `copy-KEY` is pressed."""
     import streamlit.components.v1 as components
 
-    global _STORE
-    if _STORE is None:
+    global _BROWSER
+    if _BROWSER is None:
         from pathlib import Path
 
-        _STORE = components.declare_component(
-            "browser_store", path=str(Path(__file__).parent / "browser_store")
-        )
-    value = _STORE(name="conversations", save=save, default=PENDING, key="browser-store")
+        _BROWSER = components.declare_component("browser", path=str(Path(__file__).parent / "browser"))
+    value = _BROWSER(name="conversations", save=save, copies=copies, default=PENDING, key="browser")
     return value if value is None or isinstance(value, str) else None
 
 
-_STORE: Any = None
+_BROWSER: Any = None
 
 
 def keep(conversations: dict[str, dict[str, Any]]) -> str:
@@ -296,6 +308,8 @@ def messages_json(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for m in messages:
         item: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m.get("stopped"):
+            item["stopped"] = True
         answer: Answer | None = m.get("answer")
         if answer is not None:
             item["answer"] = {
@@ -314,6 +328,8 @@ def messages_from_json(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for item in items:
         message: dict[str, Any] = {"role": str(item["role"]), "content": str(item["content"])}
+        if item.get("stopped"):
+            message["stopped"] = True
         data = item.get("answer")
         if isinstance(data, dict):
             citations = [
