@@ -183,6 +183,9 @@ HANDBOOK = {
     "leave.md": "# Leave\n\nEvery employee gets 25 days of paid annual leave. Leave requests go through the HR "
     "portal. Unused days carry over until the end of March.\n",
     "travel.md": "# Travel\n\nTrains are booked through the travel desk on floor 3.\n",
+    "salaries.md": "# Salary bands\n\n<table>\n<tr><th>Years of experience</th><th>Technical</th>"
+    "<th>Non-technical</th></tr>\n<tr><td>More than 5</td><td>$90k</td><td>$70k</td></tr>\n"
+    "<tr><td>Fewer than 5</td><td>$60k</td><td>$50k</td></tr>\n</table>\n",
 }
 
 
@@ -195,7 +198,7 @@ def handbook(root: Path) -> Path:
     return corpus
 
 
-def test_copy_puts_the_answer_and_its_sources_on_the_clipboard(tmp_path: Path) -> None:
+def test_copy_regenerate_edit_and_a_table_row_with_its_header(tmp_path: Path) -> None:
     corpus = handbook(tmp_path)
     with (
         chat_page(tmp_path, corpus) as url,
@@ -210,6 +213,25 @@ def test_copy_puts_the_answer_and_its_sources_on_the_clipboard(tmp_path: Path) -
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied.startswith("Trains are booked through the travel desk on floor 3.") and "[1]" in copied
         assert "\n\nSources:\n[1] Travel (" in copied and "“Trains are booked" in copied, copied
+
+        messages = page.get_by_test_id("stChatMessage")
+        settled(page)
+        page.get_by_role("button", name="Regenerate").click()  # replaced in place (test_ui.py checks how)
+        page.get_by_text("Copied the answer and its sources").wait_for(state="detached")
+        settled(page)
+        messages.nth(1).get_by_text("travel desk on floor 3").first.wait_for()
+        assert messages.count() == 2
+
+        page.get_by_role("button", name="Edit").click()
+        box = page.get_by_label("Your question", exact=True)
+        box.fill("What is the non-technical salary with more than 5 years of experience?")
+        page.get_by_role("button", name="Send", exact=True).click()
+        # the edited question replaces the conversation from there on; a row of an HTML table in Markdown
+        # is quoted with its header
+        messages.nth(1).get_by_text("Years of experience: More than 5").first.wait_for()
+        settled(page)
+        assert messages.count() == 2 and "Non-technical: $70k" in messages.nth(1).inner_text()
+        assert "non-technical salary" in messages.nth(0).inner_text()
 
 
 def test_stop_ends_a_stream_and_keeps_what_arrived(tmp_path: Path) -> None:

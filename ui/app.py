@@ -349,7 +349,7 @@ def edit_question(i: int, content: str) -> None:
     with st.popover(
         "Edit", icon=":material/edit:", type="tertiary", help="Edit this question and ask it again"
     ):
-        edited = st.text_area("Question", value=content, key=f"edit-{i}")
+        edited = st.text_area("Your question", value=content, key=f"edit-{i}")
         if st.button("Send", key=f"resend-{i}", type="primary") and edited.strip():
             del st.session_state["messages"][i:]
             st.session_state["asking"] = edited.strip()
