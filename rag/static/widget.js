@@ -39,6 +39,7 @@
     header button { border: 0; background: transparent; color: #fff; font: inherit; cursor: pointer; padding: 4px 6px; }
     .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 10px; }
     .actions { display: flex; gap: 6px; margin-top: 6px; }
+    .msg.user .edit { margin-left: 8px; font: inherit; font-size: 12px; border: 0; background: none; color: #0b5cad; cursor: pointer; padding: 0; }
     .actions button { font: inherit; font-size: 12px; border: 1px solid #c9d1d9; background: #fff; border-radius: 6px; padding: 2px 8px; cursor: pointer; }
     .greeting { align-self: flex-start; background: #f1f3f5; }
     .examples { display: flex; flex-direction: column; gap: 4px; align-items: flex-start; }
@@ -424,9 +425,26 @@
       }
     }
 
+    /** A question in the log, with an Edit button: the question goes back into the box, and the
+     * conversation from it on is removed, to be asked again as edited. */
+    function userMessage(question, index) {
+      const edit = el("button", { type: "button", class: "edit", "aria-label": `Edit: ${question}` }, "Edit");
+      const node = el("div", { class: "msg user" }, el("span", { class: "q" }, question), edit);
+      edit.addEventListener("click", () => {
+        if (busy) return;
+        turns = turns.slice(0, index);
+        save();
+        while (node.nextSibling) node.nextSibling.remove();
+        node.remove();
+        input.value = question;
+        input.focus();
+      });
+      log.appendChild(node);
+    }
+
     async function ask(question) {
       for (const list of log.querySelectorAll(".examples")) list.remove();
-      log.appendChild(el("div", { class: "msg user" }, question));
+      userMessage(question, turns.length);
       await run(question, new AnswerView(log), turns.length);
     }
 
@@ -460,7 +478,7 @@
     for (const turn of Array.isArray(stored) ? stored : []) {
       // the conversation before a reload, shown again
       if (!turn || typeof turn.question !== "string" || !turn.answer) continue;
-      log.appendChild(el("div", { class: "msg user" }, turn.question));
+      userMessage(turn.question, turns.length);
       turns.push(turn);
       finished(new AnswerView(log), turn.question, turn.answer, turns.length - 1);
     }
