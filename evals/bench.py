@@ -151,7 +151,7 @@ class Side(Protocol):
 
 class Ours:
     def __init__(self, serving: bool = False) -> None:
-        from rag.embeddings import Embedder
+        from rag.index.embeddings import Embedder
         from rag.settings import Settings
 
         # ingest encodes with `embedding.ingest_backend`, questions with `embedding.backend`
@@ -182,8 +182,8 @@ class Ours:
 
     def fill(self, data_dir: Path, real_dir: Path, filler: Filler) -> Result:
         from evals.bench_data import synthetic_metadata
-        from rag.lexical import rebuild
-        from rag.store import VectorStore
+        from rag.index.lexical import rebuild
+        from rag.index.store import VectorStore
 
         real = VectorStore(self.settings(data_dir=real_dir)).collection.get(
             include=["documents", "metadatas", "embeddings"]
@@ -205,7 +205,7 @@ class Ours:
         }
 
     def open(self, data_dir: Path) -> int:
-        from rag.embeddings import Embedder
+        from rag.index.embeddings import Embedder
         from rag.pipeline import build_pipeline
 
         settings = self.settings(data_dir=data_dir)
@@ -546,7 +546,7 @@ def run(
         "method": METHOD,
     }
     progress("ONNX export of the model…")  # once, into the run's models/ (see `_env`); then only loaded
-    build = "from rag.embeddings import Embedder; from rag.settings import Settings; Embedder(Settings().embedding).model"
+    build = "from rag.index.embeddings import Embedder; from rag.settings import Settings; Embedder(Settings().embedding).model"
     with step(result.setdefault("onnx_export", {})):
         subprocess.run([sys.executable, "-c", build], cwd=work, env=_env(cfg.workdir), check=True)
     stages = {}

@@ -26,8 +26,8 @@ from typing import Any
 from evals.dataset import EvalCase, load_dataset
 from evals.metrics import fact_matches
 from evals.suites import Suite
-from rag.embeddings import Embedder
-from rag.lexical import LexicalIndex
+from rag.index.embeddings import Embedder
+from rag.index.lexical import LexicalIndex
 from rag.reader import make_reader
 from rag.settings import AnswerSettings, Settings
 from rag.types import Passage, Turn

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evals.calibrate import Prepared, prepare
 from evals.suites import SUITES, load_suites
-from rag.embeddings import Embedder
+from rag.index.embeddings import Embedder
 from rag.reader import make_reader
 from rag.settings import Settings
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from evals.calibrate import prepare
 from evals.metrics import quote_matches_gold
 from evals.suites import SUITES, load_suites
-from rag.embeddings import Embedder
 from rag.evidence import EvidenceScorer
+from rag.index.embeddings import Embedder
 from rag.reader import make_reader
 from rag.settings import Settings
 from rag.text import sentence_spans

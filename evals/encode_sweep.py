@@ -18,8 +18,8 @@ from pathlib import Path
 from evals.bench_data import vocabulary_of, write_corpus
 from ingest.chunking import chunk_document
 from ingest.loaders import load_document
-from rag.embeddings import Embedder
-from rag.lexical import index_text
+from rag.index.embeddings import Embedder
+from rag.index.lexical import index_text
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.dataset import EvalCase, normalize
-from rag.lexical import tokenize
+from rag.index.lexical import tokenize
 from rag.types import Passage
 
 Support = Callable[[str, Sequence[Passage]], bool]  # (sentence, cited passages) -> supported together?
@@ -118,7 +118,7 @@ GOLD_OVERLAP = 0.5  # share of the shorter quote's content words the two quotes 
 
 def quote_matches_gold(quote: str, gold: str) -> bool:
     """Whether a citation's quote is a gold evidence quote: normalized, one contains the other, or they
-    share at least `GOLD_OVERLAP` of the shorter one's content words (`rag.lexical.tokenize`)."""
+    share at least `GOLD_OVERLAP` of the shorter one's content words (`rag.index.lexical.tokenize`)."""
     cited, expected = normalize(quote), normalize(gold)
     if not cited or not expected:
         return False

@@ -21,9 +21,9 @@ from evals.metrics import (
     reciprocal_rank,
     summarize,
 )
-from rag.embeddings import Embedder
+from rag.index.embeddings import Embedder
+from rag.index.store import VectorStore
 from rag.settings import Settings
-from rag.store import VectorStore
 from rag.types import Answer, Passage
 from rag.verify import LexicalEmbeddingJudge, split_claims
 
@@ -228,7 +228,7 @@ class TemporaryIndex:
 
 def corpus_texts(settings: Settings) -> list[str]:
     """The text of every document in the catalog of `settings`' index (the loaders' output)."""
-    from ingest.catalog import Catalog
+    from rag.index.catalog import Catalog
 
     catalog = Catalog(settings.catalog_path)
     return [d.text for d in (catalog.get(r.path) for r in catalog.documents()) if d]

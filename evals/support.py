@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from evals.suites import SUITES, load_suites
-from rag.embeddings import Embedder
 from rag.generators.base import REFUSAL
+from rag.index.embeddings import Embedder
 from rag.settings import SUPPORT, EmbeddingSettings
 from rag.text import tokenize
 from rag.types import Passage

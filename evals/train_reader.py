@@ -449,13 +449,13 @@ def fit_probability(score: Any, groups: list[Group]) -> tuple[float, float]:
 
 
 def export_bi(model: Any, out: Path) -> Path:
-    """The fine-tuned model as ONNX token embeddings (as `rag.embeddings` exports the embedding model),
+    """The fine-tuned model as ONNX token embeddings (as `rag.index.embeddings` exports the embedding model),
     quantized to int8 (MatMul per channel, then the word embeddings); returns the int8 file."""
     import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from rag.embeddings import _export
+    from rag.index.embeddings import _export
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as saved:

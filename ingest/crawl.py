@@ -30,12 +30,12 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from ingest.catalog import Catalog
 from ingest.indexer import IngestReport, IngestUsageError, Progress, Skipped, changing
 from ingest.loaders import LoaderError, text_document
-from rag.embeddings import Embedder
+from rag.index.catalog import Catalog
+from rag.index.embeddings import Embedder
+from rag.index.store import VectorStore
 from rag.settings import Settings
-from rag.store import VectorStore
 
 AGENT = "rag-chat"
 WEB = "web:"  # the catalog key of a crawled page is WEB + its URL, quoted (never a file path)

@@ -8,10 +8,10 @@ chunk of the file, so the indexing API re-embeds all of them (measured on the de
 votes moved gets a metadata update, without re-embedding.
 
 Crash safety: a document's new chunks are stored before anything else changes, invisible until one
-catalog transaction makes its new version current (`ingest.catalog`); questions see the old version or
+catalog transaction makes its new version current (`rag.index.catalog`); questions see the old version or
 the new one, never a mix. A run killed before that point leaves the old versions current, and its stored
 chunks are reused by the next run (ids are deterministic: nothing is embedded twice) or deleted by it; a
-run killed after it is finished by the next process that takes the ingest lock (`ingest.replica.recover`).
+run killed after it is finished by the next process that takes the ingest lock (`rag.index.replica.recover`).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
-from ingest.replica import finish, pull_if_behind, recover
-from rag.embeddings import BULK, Embedder
-from rag.lexical import index_text
+from rag.index.catalog import Catalog, DocumentRecord, ingest_lock
+from rag.index.embeddings import BULK, Embedder, for_index
+from rag.index.lexical import index_text
+from rag.index.replica import finish, pull_if_behind, recover
+from rag.index.store import VectorStore
 from rag.settings import Settings
-from rag.store import VectorStore
 
 _UPSERT_BATCH = 256
 
@@ -257,7 +257,7 @@ def changing(
         if reset or store.count() == 0:  # a new index records the embedding that writes it
             embedder = embedder or Embedder(settings.embedding.for_ingest())
             store.record_info(**embedder.settings.identity())
-        embedder = embedder or Embedder(settings.embedding.for_index(store.info()).for_ingest())
+        embedder = embedder or Embedder(for_index(settings.embedding, store.info()).for_ingest())
         yield Sync(settings, embedder, store, report)
     report.seconds = time.perf_counter() - started
 

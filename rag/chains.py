@@ -25,7 +25,7 @@ from pydantic import ConfigDict
 from rag.types import Done, Passage, TextDelta
 
 if TYPE_CHECKING:
-    from rag.embeddings import Embedder
+    from rag.index.embeddings import Embedder
     from rag.pipeline import Pipeline
 
 

@@ -23,8 +23,8 @@ from rag.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from evals.dataset import EvalCase
     from evals.runner import RunResult
-    from rag.embeddings import Embedder
-    from rag.store import VectorStore
+    from rag.index.embeddings import Embedder
+    from rag.index.store import VectorStore
     from rag.types import Answer
 
 app = typer.Typer(
@@ -81,12 +81,12 @@ def ingest(
     ] = None,
 ) -> None:
     """Chunk, embed and index documents; only new or changed chunks are embedded."""
-    from ingest.catalog import CatalogError
     from ingest.crawl import crawl, is_url
     from ingest.indexer import IngestUsageError
     from ingest.indexer import ingest as run_ingest
-    from rag.embeddings import EmbeddingError
-    from rag.store import StoreError
+    from rag.index.catalog import CatalogError
+    from rag.index.embeddings import EmbeddingError
+    from rag.index.store import StoreError
 
     settings = settings_from(ctx)
     targets = paths or [str(settings.corpus_dir)]
@@ -182,8 +182,8 @@ EXIT_EMPTY = 3
 
 def _pipeline(settings: Settings) -> object:
     from rag.generators import UnknownGenerator
+    from rag.index.store import StoreError
     from rag.retrieval import UnknownBackend
-    from rag.store import StoreError
 
     try:
         from rag.pipeline import build_pipeline
@@ -217,8 +217,8 @@ def _filters(source: str | None, kind: str | None, author: str | None) -> dict[s
 def _answer_or_exit(run: object) -> object:
     """Run a pipeline call, mapping its errors to exit codes with one-line messages."""
     from rag.generators.base import GeneratorError
+    from rag.index.store import StoreError
     from rag.pipeline import EmptyIndexError, QuestionError
-    from rag.store import StoreError
 
     assert callable(run)
     try:
@@ -308,8 +308,8 @@ def ask(
 def chat(ctx: typer.Context) -> None:
     """A conversation in the terminal: follow-up questions use the history; /new starts over, /quit ends."""
     from rag.generators.base import GeneratorError
+    from rag.index.store import StoreError
     from rag.pipeline import Pipeline, QuestionError
-    from rag.store import StoreError
     from rag.types import Turn
 
     settings = settings_from(ctx)
@@ -525,7 +525,7 @@ def _eval_all(
     from evals.report import suite_rows, suite_summaries, write_suites_report
     from evals.runner import SuiteRun
     from evals.suites import SUITES, Suite, SuiteError, load_suites
-    from rag.embeddings import Embedder
+    from rag.index.embeddings import Embedder
 
     path = suites_file or SUITES
     try:
@@ -562,12 +562,12 @@ def _eval_all(
 @contextlib.contextmanager
 def _eval_errors() -> Iterator[None]:
     """Map the errors of ingesting and of building the pipeline to exit codes with one-line messages."""
-    from ingest.catalog import CatalogError
     from ingest.indexer import IngestUsageError
-    from rag.embeddings import EmbeddingError
     from rag.generators import UnknownGenerator
+    from rag.index.catalog import CatalogError
+    from rag.index.embeddings import EmbeddingError
+    from rag.index.store import StoreError
     from rag.retrieval import UnknownBackend
-    from rag.store import StoreError
 
     try:
         yield
@@ -622,7 +622,7 @@ def _run_on_corpus(
 ) -> list[RunResult]:
     """Ingest `corpus` into a temporary index, run the cases there, delete the index."""
     from evals.runner import temporary_index
-    from rag.embeddings import Embedder
+    from rag.index.embeddings import Embedder
 
     if not corpus.exists():
         fail(f"{prefix}no such corpus: {corpus}", EXIT_USAGE)
@@ -762,12 +762,12 @@ def _warm(settings: Settings) -> Any:
     """The pipeline with its model and index loaded, so that the first question is not the slow one; None
     when the index cannot be used yet (the server starts anyway: /healthz says so, and it retries).
     Unknown backend names are usage errors (exit 2), as for `rag ask`."""
-    from ingest.catalog import CatalogError
-    from rag.embeddings import EmbeddingError
     from rag.generators import UnknownGenerator
+    from rag.index.catalog import CatalogError
+    from rag.index.embeddings import EmbeddingError
+    from rag.index.store import StoreError
     from rag.pipeline import build_pipeline
     from rag.retrieval import UnknownBackend
-    from rag.store import StoreError
 
     typer.echo("loading the model and the index…", err=True)
     try:

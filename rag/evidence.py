@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from rag.answertypes import accepted, expected_kind, focus, new_values, page_topic, topic_words
-from rag.embeddings import Embedder
-from rag.lexical import LexicalIndex
+from rag.index.embeddings import Embedder
+from rag.index.lexical import LexicalIndex
 from rag.orders import is_order
 from rag.reader import Candidate, Reader
 from rag.settings import AnswerSettings
-from rag.text import paragraph_spans, tokenize
+from rag.text import paragraph_spans, split_question, tokenize
 from rag.types import Passage, Turn, context_line
 
 _MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
@@ -81,25 +81,6 @@ class Assessment:
     features: Features | None  # of the best evidence (None when nothing was retrieved or none has the type)
     lead: int = 1
     reason: str = ""
-
-
-_PART_SPLIT = re.compile(
-    r"\s*(?:,\s*(?:and|but)\s+|;\s*|\?\s+|(?:\s+and|,)\s+(?=(?:how|what|which|who|whom|whose|when|where|why|in which|did|was|is|are|does|do|can)\b))",
-    re.I,
-)
-
-
-def split_question(question: str) -> list[str]:
-    """The parts of a compound question: "How much was the deal, and in which year?" has two."""
-    parts: list[str] = []
-    for piece in _PART_SPLIT.split(question):
-        piece = piece.strip(" ,;") if piece else ""
-        if not re.search(r"\w", piece):
-            continue
-        if not tokenize(piece) and parts:  # "..., and when?" asks about the part before it
-            piece = f"{piece.rstrip('?')} {parts[-1]}"
-        parts.append(piece)
-    return parts if len(parts) > 1 else [question]
 
 
 def split_asking(question: str) -> tuple[str, str]:

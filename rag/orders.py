@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rag.doctypes.base import Structured
 from rag.text import split_sentences
-from rag.types import Passage
+from rag.types import Passage, Structured
 
 _SETUP = r"(?:instructions?|prompts?|rules|guidelines|guardrails|polic(?:y|ies)|restrictions|directives|programming|configuration|context|system message|training)"
 _OVERRIDE = r"(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|reveal|print|show|display|output|repeat|dump|leak|expose|tell me|give me|share)"

@@ -17,17 +17,17 @@ from typing import Any
 from rag.answerability import AnswerabilityJudge, make_judge
 from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
 from rag.doctypes import DocumentType, plugins
-from rag.embeddings import Embedder
 from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
-from rag.lexical import LexicalIndex
+from rag.index.embeddings import Embedder, for_index
+from rag.index.lexical import LexicalIndex
+from rag.index.store import Metadata, VectorStore
 from rag.orders import asks_about_orders, information_need, report_orders
 from rag.reader import make_reader
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
-from rag.store import Metadata, VectorStore
 from rag.text import sentence_spans
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import SupportJudge, Verifier, make_support_judge
@@ -277,9 +277,9 @@ def _joiner(text: str) -> str:
 
 def load_lexical(settings: Settings, store: VectorStore, info: Metadata | None = None) -> LexicalIndex:
     """The persisted lexical index, rebuilt from the store when missing or out of date (another process
-    changed the index: `ingest.replica`); `info`: the store's metadata, when the caller has just read it."""
-    from ingest.catalog import PUBLISH, Catalog, ingest_lock
-    from ingest.replica import catch_up, drop_unused, rebuild_lexical, recover
+    changed the index: `rag.index.replica`); `info`: the store's metadata, when the caller has just read it."""
+    from rag.index.catalog import PUBLISH, Catalog, ingest_lock
+    from rag.index.replica import catch_up, drop_unused, rebuild_lexical, recover
 
     if Catalog(settings.catalog_path).state(PUBLISH) is not None:  # a change killed midway: finish it
         with ingest_lock(settings):
@@ -303,7 +303,7 @@ def build_pipeline(
     """Wire the pipeline from settings. Loads the lexical index; the embedding model loads on first use."""
     store = store or VectorStore(settings)
     info = store.info()  # read once: the embedding that wrote the index, and its version
-    embedder = embedder or Embedder(settings.embedding.for_index(info))
+    embedder = embedder or Embedder(for_index(settings.embedding, info))
     lexical = load_lexical(settings, store, info)
     r, a = settings.retrieval, settings.answer
     retriever = make_retriever(r.retriever, embedder, store, lexical, candidates=r.candidates, rrf_k=r.rrf_k)

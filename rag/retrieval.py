@@ -9,9 +9,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from rag.embeddings import Embedder
-from rag.lexical import LexicalIndex
-from rag.store import VectorStore
+from rag.index.embeddings import Embedder
+from rag.index.lexical import LexicalIndex
+from rag.index.store import VectorStore
 from rag.types import Passage
 
 Filters = dict[str, Any]
@@ -45,7 +45,7 @@ class DenseRetriever(Retriever):
     """Nearest chunks in the vector store. With a lexical index (which holds the text and metadata of
     every chunk of the documents' current versions) the store is asked for ids and distances only, and
     chunks the index does not hold are passed over: a change being stored and not yet committed (the
-    index is rebuilt when it is), or stored and never finished (`ingest.catalog`)."""
+    index is rebuilt when it is), or stored and never finished (`rag.index.catalog`)."""
 
     def __init__(self, embedder: Embedder, store: VectorStore, lexical: LexicalIndex | None = None) -> None:
         self.embedder = embedder

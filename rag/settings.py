@@ -143,30 +143,6 @@ class EmbeddingSettings(Section):
         """What an index records about the embedding that wrote its vectors (`VectorStore.record_info`)."""
         return {"embedding_model": self.model, "embedding_precision": self.precision}
 
-    def for_index(self, info: dict[str, Any]) -> EmbeddingSettings:
-        """The settings that encode for an index whose store recorded `info` (`VectorStore.info`): its
-        questions and new chunks keep the precision its vectors were written with, whatever `precision`
-        says (that applies when an index is created or reset); an index that recorded nothing was written
-        in fp32. An index written by another model is an `EmbeddingError` (`IndexMismatchError`)."""
-        from rag.embeddings import IndexMismatchError
-
-        model = info.get("embedding_model", self.model)
-        if model != self.model:
-            raise IndexMismatchError(
-                f"the index was embedded with {model!r}, not embedding.model {self.model!r}: re-ingest "
-                "with `rag ingest --reset`"
-            )
-        precision = info.get("embedding_precision", "fp32")
-        if precision not in ("fp32", "int8"):
-            raise IndexMismatchError(
-                f"the index was embedded at an unknown precision {precision!r}: re-ingest with "
-                "`rag ingest --reset`"
-            )
-        update: dict[str, Any] = {"precision": precision}
-        if precision == "int8":
-            update["backend"] = "onnx"
-        return self.model_copy(update=update)
-
 
 class StoreSettings(Section):
     collection: str = Field("rag", min_length=3, max_length=63, description="Chroma collection name.")

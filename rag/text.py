@@ -159,3 +159,22 @@ def tokenize(text: str, stem: bool = True) -> list[str]:
             continue
         words.append(word)
     return list(_stemmer().stemWords(words)) if stem else words
+
+
+_PART_SPLIT = re.compile(
+    r"\s*(?:,\s*(?:and|but)\s+|;\s*|\?\s+|(?:\s+and|,)\s+(?=(?:how|what|which|who|whom|whose|when|where|why|in which|did|was|is|are|does|do|can)\b))",
+    re.I,
+)
+
+
+def split_question(question: str) -> list[str]:
+    """The parts of a compound question: "How much was the deal, and in which year?" has two."""
+    parts: list[str] = []
+    for piece in _PART_SPLIT.split(question):
+        piece = piece.strip(" ,;") if piece else ""
+        if not re.search(r"\w", piece):
+            continue
+        if not tokenize(piece) and parts:  # "..., and when?" asks about the part before it
+            piece = f"{piece.rstrip('?')} {parts[-1]}"
+        parts.append(piece)
+    return parts if len(parts) > 1 else [question]

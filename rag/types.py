@@ -168,3 +168,11 @@ class Done:
 
 
 Event = TextDelta | CitationEvent | Done
+
+
+@dataclass(frozen=True)
+class Structured:
+    """An answer read off the documents' metadata: text with `[n]` markers into `passages`."""
+
+    text: str
+    passages: list[Passage] = field(default_factory=list)

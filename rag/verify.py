@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from rag.embeddings import Embedder
+from rag.index.embeddings import Embedder
 from rag.orders import document_name, is_order
 from rag.text import sentence_spans, split_sentences, tokenize
 from rag.types import Citation, Passage, context_line

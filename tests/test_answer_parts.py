@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from ingest.indexer import ingest
 from rag.condense import RuleCondenser, needs_context, standalone_question
-from rag.embeddings import Embedder
-from rag.evidence import split_question
+from rag.index.embeddings import Embedder
 from rag.pipeline import build_pipeline
 from rag.settings import EmbeddingSettings, Settings
+from rag.text import split_question
 from rag.types import Passage, Turn
 from rag.verify import LexicalEmbeddingJudge, Verifier, split_claims
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.catalog import PUBLISH, Catalog
 from ingest.indexer import ingest
+from rag.index.catalog import PUBLISH, Catalog
+from rag.index.store import VectorStore
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.store import VectorStore
 
 from .conftest import BIN, free_port, wait_http
 from .test_api import rag_serve
@@ -68,10 +68,11 @@ def check_one_version(settings: Settings, path: Path) -> str:
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-from ingest import indexer, replica
-from ingest.catalog import Catalog
+from ingest import indexer
+from rag.index import replica
+from rag.index.catalog import Catalog
 from rag.settings import Settings
-from rag.store import VectorStore
+from rag.index.store import VectorStore
 
 point, folder = sys.argv[1], Path(sys.argv[2])
 def die(*args, **kwargs):

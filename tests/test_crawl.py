@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ingest.crawl import crawl
+from rag.index.store import VectorStore
 from rag.pipeline import build_pipeline
 from rag.settings import Settings
-from rag.store import VectorStore
 
 from .conftest import BIN
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ingest.crawl import crawl
+from rag.index.store import VectorStore
 from rag.settings import Settings
-from rag.store import VectorStore
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 

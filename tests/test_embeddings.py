@@ -20,11 +20,11 @@ from pydantic import ValidationError
 
 from ingest.indexer import ingest
 from ingest.loaders import load_document
-from rag.embeddings import Embedder, EmbeddingError, OnnxEncoder, exported, quantized
-from rag.lexical import index_text
+from rag.index.embeddings import Embedder, EmbeddingError, OnnxEncoder, exported, for_index, quantized
+from rag.index.lexical import index_text
+from rag.index.store import VectorStore
 from rag.pipeline import build_pipeline
 from rag.settings import EmbeddingSettings, Settings
-from rag.store import VectorStore
 
 from .conftest import BIN, CORPUS, MODELS, DefaultIndex
 
@@ -174,8 +174,8 @@ def test_a_damaged_int8_model_is_rebuilt(tmp_path: Path) -> None:
 def test_the_index_decides_the_precision(
     settings: dict[str, str], recorded: dict[str, str], expected: tuple[str, str, str]
 ) -> None:
-    chosen = EmbeddingSettings(**settings).for_index(
-        {"embedding_model": "bundled:all-MiniLM-L6-v2", **recorded}
+    chosen = for_index(
+        EmbeddingSettings(**settings), {"embedding_model": "bundled:all-MiniLM-L6-v2", **recorded}
     )
     assert (chosen.precision, chosen.backend, chosen.for_ingest().backend) == expected
     assert chosen.identity() == {

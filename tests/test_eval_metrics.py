@@ -31,7 +31,7 @@ from evals.metrics import (
     reciprocal_rank,
     summarize,
 )
-from rag.lexical import tokenize
+from rag.index.lexical import tokenize
 from rag.types import Answer, Citation, Passage, Turn
 
 GOOD: dict[str, Any] = {

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.catalog import Catalog, DocumentRecord, ingest_lock
 from ingest.chunking import chunk_document
 from ingest.indexer import IngestUsageError, ingest
 from ingest.loaders import load_document
+from rag.index.catalog import Catalog, DocumentRecord, ingest_lock
+from rag.index.store import VectorStore
 from rag.settings import Settings
-from rag.store import VectorStore
 from rag.types import Passage
 
 from .conftest import BIN

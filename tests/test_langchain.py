@@ -14,12 +14,12 @@ import pytest
 
 from ingest.indexer import ingest
 from rag.chains import AnswerChain, PassageRetriever
-from rag.embeddings import Embedder
 from rag.generators.base import REFUSAL, GeneratorError
 from rag.generators.chat import ChatModelGenerator, chat_openai
+from rag.index.embeddings import Embedder
+from rag.index.store import VectorStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import GeneratorSettings, Settings
-from rag.store import VectorStore
 
 from .conftest import CORPUS, REPO
 from .fakellm import FakeLLM, completion, error, passages_of, sse, words

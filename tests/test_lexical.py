@@ -9,7 +9,7 @@ import bm25s
 import numpy as np
 import pytest
 
-from rag.lexical import LexicalIndex, Postings, index_text, stamp
+from rag.index.lexical import LexicalIndex, Postings, index_text, stamp
 from rag.text import tokenize
 
 from .conftest import CORPUS

@@ -14,12 +14,12 @@ import pytest
 
 from ingest.indexer import ingest
 from rag.condense import RuleCondenser
-from rag.embeddings import Embedder
 from rag.generators.base import REFUSAL, GenerationRequest, GeneratorError
 from rag.generators.chat import ChatModelGenerator, LLMCondenser, chat_openai
+from rag.index.embeddings import Embedder
+from rag.index.store import VectorStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import GeneratorSettings, Settings
-from rag.store import VectorStore
 from rag.types import CitationEvent, Done, TextDelta, Turn
 
 from .conftest import CORPUS, free_port

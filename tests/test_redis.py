@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis
 
-from ingest.catalog import CatalogError, ingest_lock
 from rag.api import create_app
 from rag.api.access import Access, Attempt
 from rag.api.errors import ApiError
+from rag.index.catalog import CatalogError, ingest_lock
 from rag.settings import ServerSettings, Settings, load_settings
 
 from .conftest import BIN, free_port, redis_server
@@ -166,7 +166,7 @@ def test_http_replicas_share_the_limit_and_report_redis_down(redis_url: str, tmp
 HOLDER = """
 import json, sys, time
 from pathlib import Path
-from ingest.catalog import ingest_lock
+from rag.index.catalog import ingest_lock
 from rag.settings import Settings
 
 data_dir, url, ready, hold, ttl = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])

@@ -7,7 +7,7 @@ import pytest
 
 from evals.suites import load_suites
 from evals.support import PAIRS, perturbed, rates, read
-from rag.embeddings import Embedder
+from rag.index.embeddings import Embedder
 from rag.settings import AnswerSettings, EmbeddingSettings
 from rag.types import Passage
 from rag.verify import CalibratedJudge, LexicalEmbeddingJudge

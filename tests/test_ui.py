@@ -14,8 +14,8 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ingest.catalog import Catalog
 from rag.feedback import FeedbackStore
+from rag.index.catalog import Catalog
 from rag.settings import Settings
 from ui.components import WORD_JOINER
 

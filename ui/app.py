@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from ingest.catalog import Catalog, DocumentRecord
 from ingest.loaders import chunk_kinds
+from rag.index.catalog import Catalog, DocumentRecord
 from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
 from ui import components as ui
@@ -296,8 +296,8 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     instead). What has been shown is kept in the session as it arrives: a run stopped midway (Stop, or any
     other click) leaves it for `keep_stopped` to add to the conversation."""
     from rag.generators.base import GeneratorError
+    from rag.index.store import StoreError
     from rag.pipeline import EmptyIndexError, QuestionError
-    from rag.store import StoreError
 
     turns = [{"role": m["role"], "content": m["content"]} for m in st.session_state["messages"]]
     done: dict[str, Answer] = {}

@@ -26,10 +26,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from ingest.catalog import Catalog
 from ingest.indexer import put_document, remove_document
 from ingest.loaders import PUSHED, LoaderError, pushed_document
-from ingest.replica import catch_up, local_version
 from rag.api.access import Access, Attempt, Caller, HostGuard, allowed_hosts
 from rag.api.errors import HANDLED, ApiError, as_api_error
 from rag.api.models import (
@@ -54,6 +52,9 @@ from rag.api.models import (
 )
 from rag.api.pages import SecurityHeaders, page_headers, static
 from rag.feedback import FeedbackStore
+from rag.index.catalog import Catalog
+from rag.index.embeddings import for_index
+from rag.index.replica import catch_up, local_version
 from rag.pipeline import Pipeline, build_pipeline, clean_question, parse_history
 from rag.settings import Settings
 from rag.types import CitationEvent, Event, TextDelta
@@ -112,7 +113,7 @@ class LazyPipeline:
             old = self._pipeline
             if old is not None:
                 self._version = local_version(self.settings)
-                same = old.embedder.settings == self.settings.embedding.for_index(old.store.info())
+                same = old.embedder.settings == for_index(self.settings.embedding, old.store.info())
                 self._pipeline = build_pipeline(
                     self.settings,
                     embedder=old.embedder if same else None,

@@ -10,13 +10,13 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from ingest.catalog import CatalogError
-from rag.embeddings import EmbeddingError
 from rag.generators import UnknownGenerator
 from rag.generators.base import GeneratorError
+from rag.index.catalog import CatalogError
+from rag.index.embeddings import EmbeddingError
+from rag.index.store import StoreError
 from rag.pipeline import EmptyIndexError, QuestionError
 from rag.retrieval import UnknownBackend
-from rag.store import StoreError
 
 log = logging.getLogger("rag.api")
 

@@ -6,9 +6,13 @@ questions about the documents' structure from their metadata (`answer`). Today: 
 
 from __future__ import annotations
 
-from rag.doctypes.base import DocumentType, Structured
-from rag.lexical import LexicalIndex
-from rag.types import Passage
+from typing import TYPE_CHECKING
+
+from rag.doctypes.base import DocumentType
+from rag.types import Passage, Structured
+
+if TYPE_CHECKING:
+    from rag.index.lexical import LexicalIndex
 
 __all__ = ["DocumentType", "Structured", "plugins"]
 

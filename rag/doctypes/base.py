@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any
 
-from rag.types import Passage
-
-
-@dataclass(frozen=True)
-class Structured:
-    """An answer read off the documents' metadata: text with `[n]` markers into `passages`."""
-
-    text: str
-    passages: list[Passage] = field(default_factory=list)
+from rag.types import Passage, Structured
 
 
 class DocumentType(ABC):

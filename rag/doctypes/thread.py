@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rag.condense import standalone_question
-from rag.doctypes.base import DocumentType, Structured
-from rag.evidence import split_question
-from rag.types import Passage, context_line
+from rag.doctypes.base import DocumentType
+from rag.text import split_question
+from rag.types import Passage, Structured, context_line
 
 _LISTINGS: list[tuple[str, re.Pattern[str]]] = [
     (

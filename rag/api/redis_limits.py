@@ -13,8 +13,8 @@ import secrets
 
 from redis.commands.core import Script
 
-from rag.api.access import Limiter, Limiters
 from rag.api.errors import ApiError
+from rag.api.ratelimit import Limiter, Limiters
 from rag.shared import RedisError, connect, namespace, one_line
 
 log = logging.getLogger("rag.api")

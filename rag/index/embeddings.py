@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rag.index.store import StoreError
 from rag.settings import BUNDLED_MODEL, EmbeddingSettings
-from rag.store import StoreError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,8 +40,31 @@ class EmbeddingError(RuntimeError):
 
 
 class IndexMismatchError(EmbeddingError, StoreError):
-    """The index was embedded by another model than `embedding.model` (`EmbeddingSettings.for_index`): the
+    """The index was embedded by another model than `embedding.model` (`for_index`): the
     index is unusable as configured, so it is also a `StoreError`, which every shell reports in one line."""
+
+
+def for_index(settings: EmbeddingSettings, info: dict[str, Any]) -> EmbeddingSettings:
+    """The settings that encode for an index whose store recorded `info` (`VectorStore.info`): its
+    questions and new chunks keep the precision its vectors were written with, whatever `settings.precision`
+    says (that applies when an index is created or reset); an index that recorded nothing was written
+    in fp32. An index written by another model is an `EmbeddingError` (`IndexMismatchError`)."""
+    model = info.get("embedding_model", settings.model)
+    if model != settings.model:
+        raise IndexMismatchError(
+            f"the index was embedded with {model!r}, not embedding.model {settings.model!r}: re-ingest "
+            "with `rag ingest --reset`"
+        )
+    precision = info.get("embedding_precision", "fp32")
+    if precision not in ("fp32", "int8"):
+        raise IndexMismatchError(
+            f"the index was embedded at an unknown precision {precision!r}: re-ingest with "
+            "`rag ingest --reset`"
+        )
+    update: dict[str, Any] = {"precision": precision}
+    if precision == "int8":
+        update["backend"] = "onnx"
+    return settings.model_copy(update=update)
 
 
 class Encoder(Protocol):

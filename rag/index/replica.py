@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import cast
 
-from ingest.catalog import PUBLISH, Catalog, DocumentRecord, data_dir_lock, ingest_lock
-from rag.lexical import LexicalIndex, read_stamp, rebuild, stamp
+from rag.index.catalog import PUBLISH, Catalog, DocumentRecord, data_dir_lock, ingest_lock
+from rag.index.lexical import LexicalIndex, read_stamp, rebuild, stamp
+from rag.index.store import Metadata, VectorStore
 from rag.settings import Settings
-from rag.store import Metadata, VectorStore
 
 VERSION = "index_version"  # the key in the collection's metadata
 _LOCAL = "store_version"  # the file in the data dir: the version its lexical index and catalog reflect

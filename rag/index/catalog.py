@@ -6,7 +6,7 @@ A change of the index is atomic per document: its new chunks are stored first (i
 names them), then one catalog transaction makes the new versions current and journals what is left to do
 to the store (metadata updates, deletions); a change killed before that transaction leaves the old
 versions current, one killed after it is finished by the next process that takes the ingest lock
-(`ingest.replica.recover`). Chunks no document names are never retrieved and are deleted then."""
+(`rag.index.replica.recover`). Chunks no document names are never retrieved and are deleted then."""
 
 from __future__ import annotations
 
