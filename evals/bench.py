@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from rag.errors import RagError
+
 Result = dict[str, Any]
 Filler = Callable[[int], tuple[list[str], Any]]  # real chunk count -> synthetic (texts, vectors)
 DEV_SET = Path(__file__).parent / "datasets" / "dev.jsonl"
@@ -361,7 +363,7 @@ def run_stage(stage: str, cfg: BenchConfig) -> Result:
 # ---------------------------------------------------------------- orchestration
 
 
-class BenchError(RuntimeError):
+class BenchError(RagError):
     """A stage failed; the message says which and where its log is."""
 
 

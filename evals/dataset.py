@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.errors import UsageError
 from rag.types import Turn
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "\u00a0": " "})
@@ -31,7 +32,7 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text.translate(_QUOTES)).strip().casefold()
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError):
     """A malformed dataset; the message names the line and the reason."""
 
 

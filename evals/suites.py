@@ -13,13 +13,15 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import UsageError
+
 SUITES = Path(__file__).with_name("suites.toml")
 ROLES = ("tuning", "held-out")
 _KEYS = {"dataset", "corpus", "role"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class SuiteError(ValueError):
+class SuiteError(UsageError):
     """A malformed suites file; the message names the file, the suite and the reason, in one line."""
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from ingest.chunking import Chunk, chunk_document
 from ingest.loaders import EXTENSIONS, Document, LoaderError, UnsupportedType, load_document
+from rag.errors import UsageError
 from rag.index.catalog import Catalog, DocumentRecord, ingest_lock
 from rag.index.embeddings import BULK, Embedder, for_index
 from rag.index.lexical import index_text
@@ -40,7 +41,7 @@ from rag.settings import Settings
 _UPSERT_BATCH = 256
 
 
-class IngestUsageError(ValueError):
+class IngestUsageError(UsageError):
     """Bad arguments to ingest (a path that does not exist)."""
 
 

@@ -15,9 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.errors import UnknownBackend
 from rag.evidence import EvidenceScorer, Features
 from rag.reader import logistic
-from rag.retrieval import UnknownBackend
 from rag.settings import AnswerSettings
 from rag.types import Passage, Turn
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from rag.settings import Settings, SettingsError, load_settings
+from rag.errors import EXIT_EMPTY, EXIT_FAILED, EXIT_USAGE, RagError, UnavailableError
+from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from evals.dataset import EvalCase
@@ -35,20 +36,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNUSABLE = 1, 2, 4
-
 
 def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
+@contextlib.contextmanager
+def errors_exit() -> Iterator[None]:
+    """The library's errors (`rag.errors.RagError`) as one line on stderr and their exit code."""
+    try:
+        yield
+    except RagError as exc:
+        fail(str(exc), exc.exit_code)
+
+
 def settings_from(ctx: typer.Context) -> Settings:
     if not isinstance(ctx.obj, Settings):
-        try:
+        with errors_exit():
             ctx.obj = load_settings()
-        except SettingsError as exc:
-            fail(str(exc), EXIT_USAGE)
     return ctx.obj
 
 
@@ -82,11 +88,7 @@ def ingest(
 ) -> None:
     """Chunk, embed and index documents; only new or changed chunks are embedded."""
     from ingest.crawl import crawl, is_url
-    from ingest.indexer import IngestUsageError
     from ingest.indexer import ingest as run_ingest
-    from rag.index.catalog import CatalogError
-    from rag.index.embeddings import EmbeddingError
-    from rag.index.store import StoreError
 
     settings = settings_from(ctx)
     targets = paths or [str(settings.corpus_dir)]
@@ -101,18 +103,13 @@ def ingest(
     def waiting() -> None:
         typer.echo("another ingest is running; waiting for it to finish…", err=True)
 
-    with _progress(enabled=not as_json) as progress:
-        try:
-            if sites:
-                report = crawl(sites[0], settings, progress=progress, on_wait=waiting)
-            else:
-                report = run_ingest(
-                    files, settings, reset=reset, progress=progress, on_wait=waiting, base_url=base_url
-                )
-        except IngestUsageError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except (StoreError, CatalogError, EmbeddingError) as exc:
-            fail(str(exc), EXIT_UNUSABLE)
+    with _progress(enabled=not as_json) as progress, errors_exit():
+        if sites:
+            report = crawl(sites[0], settings, progress=progress, on_wait=waiting)
+        else:
+            report = run_ingest(
+                files, settings, reset=reset, progress=progress, on_wait=waiting, base_url=base_url
+            )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -177,22 +174,11 @@ def _print_report(report: object) -> None:
         typer.echo(f"  ignored: {item.source}: {item.reason}")
 
 
-EXIT_EMPTY = 3
-
-
 def _pipeline(settings: Settings) -> object:
-    from rag.generators import UnknownGenerator
-    from rag.index.store import StoreError
-    from rag.retrieval import UnknownBackend
+    from rag.pipeline import build_pipeline
 
-    try:
-        from rag.pipeline import build_pipeline
-
+    with errors_exit():
         return build_pipeline(settings)
-    except (UnknownGenerator, UnknownBackend) as exc:
-        fail(str(exc), EXIT_USAGE)
-    except StoreError as exc:
-        fail(str(exc), EXIT_UNUSABLE)
 
 
 def _read_history(path: Path | None) -> list[object]:
@@ -216,19 +202,9 @@ def _filters(source: str | None, kind: str | None, author: str | None) -> dict[s
 
 def _answer_or_exit(run: object) -> object:
     """Run a pipeline call, mapping its errors to exit codes with one-line messages."""
-    from rag.generators.base import GeneratorError
-    from rag.index.store import StoreError
-    from rag.pipeline import EmptyIndexError, QuestionError
-
     assert callable(run)
-    try:
+    with errors_exit():
         return run()
-    except QuestionError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except EmptyIndexError as exc:
-        fail(str(exc), EXIT_EMPTY)
-    except (StoreError, GeneratorError) as exc:
-        fail(str(exc), EXIT_UNUSABLE)
 
 
 # What documents may hold that a terminal would obey: escape sequences (CSI, OSC such as window titles
@@ -307,9 +283,7 @@ def ask(
 @app.command()
 def chat(ctx: typer.Context) -> None:
     """A conversation in the terminal: follow-up questions use the history; /new starts over, /quit ends."""
-    from rag.generators.base import GeneratorError
-    from rag.index.store import StoreError
-    from rag.pipeline import Pipeline, QuestionError
+    from rag.pipeline import Pipeline
     from rag.types import Turn
 
     settings = settings_from(ctx)
@@ -337,7 +311,7 @@ def chat(ctx: typer.Context) -> None:
 
         try:
             answer = _stream_to_terminal(pipeline, question, turns)
-        except (QuestionError, StoreError, GeneratorError) as exc:
+        except RagError as exc:  # this question failed; the next may not
             typer.echo(f"error: {exc}", err=True)
             continue
         _print_sources(answer)
@@ -562,19 +536,8 @@ def _eval_all(
 @contextlib.contextmanager
 def _eval_errors() -> Iterator[None]:
     """Map the errors of ingesting and of building the pipeline to exit codes with one-line messages."""
-    from ingest.indexer import IngestUsageError
-    from rag.generators import UnknownGenerator
-    from rag.index.catalog import CatalogError
-    from rag.index.embeddings import EmbeddingError
-    from rag.index.store import StoreError
-    from rag.retrieval import UnknownBackend
-
-    try:
+    with errors_exit():
         yield
-    except (IngestUsageError, UnknownGenerator, UnknownBackend) as exc:
-        fail(str(exc), EXIT_USAGE)
-    except (StoreError, CatalogError, EmbeddingError) as exc:
-        fail(str(exc), EXIT_UNUSABLE)
 
 
 def _warn_missing_quotes(cases: Sequence[EvalCase], texts: list[str], prefix: str) -> None:
@@ -762,21 +725,15 @@ def _warm(settings: Settings) -> Any:
     """The pipeline with its model and index loaded, so that the first question is not the slow one; None
     when the index cannot be used yet (the server starts anyway: /healthz says so, and it retries).
     Unknown backend names are usage errors (exit 2), as for `rag ask`."""
-    from rag.generators import UnknownGenerator
-    from rag.index.catalog import CatalogError
-    from rag.index.embeddings import EmbeddingError
-    from rag.index.store import StoreError
     from rag.pipeline import build_pipeline
-    from rag.retrieval import UnknownBackend
 
     typer.echo("loading the model and the index…", err=True)
     try:
-        pipeline = build_pipeline(settings)
-        pipeline.load_model()
-        return pipeline
-    except (UnknownGenerator, UnknownBackend) as exc:
-        fail(str(exc), EXIT_USAGE)
-    except (StoreError, CatalogError, EmbeddingError) as exc:
+        with errors_exit():
+            pipeline = build_pipeline(settings)
+            pipeline.load_model()
+            return pipeline
+    except UnavailableError as exc:  # caught before errors_exit maps it: the server starts anyway
         typer.echo(f"note: the index cannot be used yet: {' '.join(str(exc).split())[:200]}", err=True)
         return None
 

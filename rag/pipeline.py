@@ -17,6 +17,7 @@ from typing import Any
 from rag.answerability import AnswerabilityJudge, make_judge
 from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
 from rag.doctypes import DocumentType, plugins
+from rag.errors import EXIT_EMPTY, RagError, UsageError
 from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
@@ -40,12 +41,19 @@ ORDERS_ONLY = (
 )
 
 
-class QuestionError(ValueError):
+class QuestionError(UsageError):
     """An empty or over-long question, or a malformed history."""
 
+    code = "invalid_question"
 
-class EmptyIndexError(RuntimeError):
+
+class EmptyIndexError(RagError):
     """Nothing has been ingested yet."""
+
+    exit_code = EXIT_EMPTY
+    status = 503
+    code = "empty_index"
+    public = "the index is empty: the operator should run `rag ingest`"
 
 
 def clean_question(question: str, limit: int) -> str:

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.errors import UnknownBackend
 from rag.index.embeddings import EmbeddingError, mean_pooled, onnx_session
-from rag.retrieval import UnknownBackend
 
 MODEL_DIR = Path(__file__).with_name("models") / "reader"
 MAX_TOKENS = 128

@@ -9,16 +9,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from rag.errors import UnknownBackend
 from rag.index.embeddings import Embedder
 from rag.index.lexical import LexicalIndex
 from rag.index.store import VectorStore
 from rag.types import Passage
 
 Filters = dict[str, Any]
-
-
-class UnknownBackend(ValueError):
-    """A backend name that no registry knows."""
 
 
 def chroma_where(filters: Filters | None) -> dict[str, Any] | None:

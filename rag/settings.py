@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag.errors import UsageError
+
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 CALIBRATION = Path(__file__).with_name("calibration.toml")
 SUPPORT = Path(__file__).with_name("support.toml")
@@ -527,7 +529,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"invalid setting {where}: {first['msg']}") from None
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError):
     """A setting has a bad value."""
 
 

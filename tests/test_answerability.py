@@ -187,7 +187,7 @@ def test_the_reader_scores_every_sentence_and_is_chosen_by_name(
 ) -> None:
     """`answer.reader`: the trained reader's probability is a signal of every evidence sentence (and of
     the judge); "none" leaves it out; an unknown name fails when the pipeline is built, listing the known."""
-    from rag.retrieval import UnknownBackend
+    from rag.errors import UnknownBackend
 
     question = "How many days of annual leave do full-time staff get?"
     passages = pipeline.retriever.retrieve(question, 3)

@@ -20,7 +20,7 @@ import uvicorn
 
 from ingest.indexer import ingest
 from rag.api import create_app, server_config
-from rag.api.errors import GENERATOR_FAILED, UNAVAILABLE
+from rag.errors import GENERATOR_FAILED, UNAVAILABLE
 from rag.feedback import FeedbackStore
 from rag.generators.base import GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator

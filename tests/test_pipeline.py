@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.errors import UnknownBackend
 from rag.generators import UnknownGenerator
 from rag.generators.base import REFUSAL
 from rag.pipeline import EmptyIndexError, Pipeline, QuestionError, build_pipeline
-from rag.retrieval import UnknownBackend
 from rag.settings import Settings
 from rag.types import Answer, CitationEvent, Done, TextDelta, Turn
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.errors import UnknownBackend
 from rag.reader import MODEL_DIR, Candidate, ReaderError, TrainedReader, candidate_text, make_reader
-from rag.retrieval import UnknownBackend
 
 
 def test_the_shipped_model_matches_its_card_and_stays_small() -> None:

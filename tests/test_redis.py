@@ -22,7 +22,7 @@ from rag.api import create_app
 from rag.api.access import Access, Attempt
 from rag.api.errors import ApiError
 from rag.index.catalog import CatalogError, ingest_lock
-from rag.settings import ServerSettings, Settings, load_settings
+from rag.settings import ServerSettings, Settings, SettingsError, load_settings
 
 from .conftest import BIN, free_port, redis_server
 from .test_api import running, server_settings
@@ -70,7 +70,7 @@ def test_redis_url_takes_a_redis_address() -> None:
         == "rediss://cache:6380/1"
     )
     assert load_settings(server={"redis_url": "unix:///run/redis.sock"}).server.redis_url
-    with pytest.raises(ValueError, match=r"server\.redis_url: .*redis://, rediss:// or unix://") as caught:
+    with pytest.raises(SettingsError, match=r"server\.redis_url: .*redis://, rediss:// or unix://") as caught:
         load_settings(server={"redis_url": "http://cache:6379"})
     assert "\n" not in str(caught.value)
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from rag.api import create_app
-from rag.api.errors import UNAVAILABLE
+from rag.errors import UNAVAILABLE
 from rag.feedback import FeedbackStore
 
 from .conftest import CORPUS, DefaultIndex

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import streamlit as st
 
 from ingest.loaders import chunk_kinds
+from rag.errors import RagError
 from rag.index.catalog import Catalog, DocumentRecord
 from rag.settings import Settings, SettingsError, load_settings
 from rag.types import Answer, Done, TextDelta
@@ -295,10 +296,6 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     """Stream an answer into the page, with a Stop button; returns it (None after an error, which is shown
     instead). What has been shown is kept in the session as it arrives: a run stopped midway (Stop, or any
     other click) leaves it for `keep_stopped` to add to the conversation."""
-    from rag.generators.base import GeneratorError
-    from rag.index.store import StoreError
-    from rag.pipeline import EmptyIndexError, QuestionError
-
     turns = [{"role": m["role"], "content": m["content"]} for m in st.session_state["messages"]]
     done: dict[str, Answer] = {}
     shown = st.session_state["streaming"] = {"question": question, "text": ""}
@@ -321,7 +318,7 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     try:
         with text:
             st.write_stream(deltas())
-    except (QuestionError, EmptyIndexError, StoreError, GeneratorError) as exc:
+    except RagError as exc:  # the library's errors: one line (rag.errors)
         waiting.empty()
         st.error(str(exc))
         return None

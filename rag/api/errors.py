@@ -10,22 +10,9 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from rag.generators import UnknownGenerator
-from rag.generators.base import GeneratorError
-from rag.index.catalog import CatalogError
-from rag.index.embeddings import EmbeddingError
-from rag.index.store import StoreError
-from rag.pipeline import EmptyIndexError, QuestionError
-from rag.retrieval import UnknownBackend
+from rag.errors import RagError
 
 log = logging.getLogger("rag.api")
-
-UNAVAILABLE = "the index cannot be used right now; the operator finds the reason in the server log"
-MISCONFIGURED = "the server is misconfigured; the operator finds the reason in the server log"
-GENERATOR_FAILED = (
-    "the language model did not answer (timeout, error or unreachable); retry later, or ask the operator "
-    "to turn on generator.fallback"
-)
 
 
 class ApiError(Exception):
@@ -46,26 +33,17 @@ class ApiError(Exception):
 
 
 def as_api_error(exc: BaseException) -> ApiError:
-    """The response for an exception of the pipeline, the store or the generator; the details of the
-    operator's problems (paths, addresses, driver messages) are logged, not sent."""
+    """The response for an error of the library (`rag.errors.RagError`: its status, code and message, or
+    its `public` message with the details logged); anything else is a 500, logged with its traceback."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, QuestionError):
-        return ApiError(422, "invalid_question", str(exc))
-    if isinstance(exc, EmptyIndexError):
-        return ApiError(503, "empty_index", "the index is empty: the operator should run `rag ingest`")
-    if isinstance(exc, StoreError | CatalogError | EmbeddingError):
-        log.error("unavailable: %s", exc)
-        return ApiError(503, "unavailable", UNAVAILABLE)
-    if isinstance(exc, UnknownGenerator | UnknownBackend):
-        log.error("misconfigured: %s", exc)
-        return ApiError(503, "unavailable", MISCONFIGURED)
-    if isinstance(exc, GeneratorError):
-        log.error("generator failed: %s", exc)
-        return ApiError(502, "generator_failed", GENERATOR_FAILED)
+    if isinstance(exc, RagError):
+        if exc.public is None:
+            return ApiError(exc.status, exc.code, str(exc))
+        log.error("%s: %s", exc.code, exc)
+        return ApiError(exc.status, exc.code, exc.public)
     log.error("unexpected error", exc_info=exc)
     return ApiError(500, "internal", "internal server error; see the server log")
 
 
-HANDLED = (ApiError, QuestionError, EmptyIndexError, StoreError, CatalogError, EmbeddingError, GeneratorError,
-           UnknownGenerator, UnknownBackend, Exception)  # fmt: skip
+HANDLED = (ApiError, RagError, Exception)

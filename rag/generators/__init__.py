@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rag.errors import UnknownBackend
 from rag.evidence import EvidenceScorer
 from rag.generators.base import Generator
 from rag.settings import Settings
@@ -9,7 +10,7 @@ from rag.settings import Settings
 GENERATORS = ("extractive", "openai")
 
 
-class UnknownGenerator(ValueError):
+class UnknownGenerator(UnknownBackend):
     """A generator name that is not registered."""
 
 

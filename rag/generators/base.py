@@ -7,13 +7,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from rag.errors import EXIT_UNUSABLE, GENERATOR_FAILED, RagError
 from rag.types import Passage, Turn
 
 REFUSAL = "The documents don't contain the answer to this question."
 
 
-class GeneratorError(RuntimeError):
-    """The generator failed (endpoint down, timeout, bad response); the message is for the user."""
+class GeneratorError(RagError):
+    """The generator failed (endpoint down, timeout, bad response); the message is for the user of the
+    CLI and the chat page; an API caller is told that the language model did not answer."""
+
+    exit_code = EXIT_UNUSABLE
+    status = 502
+    code = "generator_failed"
+    public = GENERATOR_FAILED
 
 
 @dataclass(frozen=True)

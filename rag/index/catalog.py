@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rag.errors import UnavailableError
 from rag.settings import Settings
 
 _SCHEMA = """
@@ -65,7 +66,7 @@ class DocumentRecord:
         return cls(**json.loads(text))
 
 
-class CatalogError(RuntimeError):
+class CatalogError(UnavailableError):
     """The catalog file is unreadable."""
 
 

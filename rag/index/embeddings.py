@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rag.errors import UnavailableError
 from rag.index.store import StoreError
 from rag.settings import BUNDLED_MODEL, EmbeddingSettings
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(UnavailableError):
     """The embedding model cannot be loaded."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from rag.errors import UnavailableError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ _PAGE = 5000
 SHELF = ".documents"  # the companion collection of the documents themselves: "{collection}.documents"
 
 
-class StoreError(RuntimeError):
+class StoreError(UnavailableError):
     """The vector store is unreachable or unusable; the message says what to do."""
 
 
