@@ -16,7 +16,6 @@ Retrieval does not depend on these settings, so each case is retrieved once. The
 from __future__ import annotations
 
 import itertools
-import math
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from evals.metrics import fact_matches
 from evals.suites import Suite
 from rag.index.embeddings import Embedder
 from rag.index.lexical import LexicalIndex
+from rag.maths import logistic
 from rag.reader import make_reader
 from rag.settings import AnswerSettings, Settings
 from rag.types import Passage, Turn
@@ -168,7 +168,7 @@ def fit_logistic(
         grad = [0.0] * (d + 1)
         for x, y, c in zip(xs, ys, weight, strict=True):
             z = w[0] + sum(wi * xi for wi, xi in zip(w[1:], x, strict=True))
-            p = 1 / (1 + math.exp(-max(min(z, 50), -50)))
+            p = logistic(z)
             g = c * (p - float(y))
             grad[0] += g
             for j, xj in enumerate(x):

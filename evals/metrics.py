@@ -41,6 +41,7 @@ from typing import Any
 
 from evals.dataset import EvalCase, normalize
 from rag.index.lexical import tokenize
+from rag.text import strip_markers
 from rag.types import Passage
 
 Support = Callable[[str, Sequence[Passage]], bool]  # (sentence, cited passages) -> supported together?
@@ -52,17 +53,10 @@ class Sentence:
     cited: list[Passage]
 
 
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # a citation marker ([1], [1, 2]) and the space before it
 _THOUSANDS = re.compile(r"(?<!\d)\d{1,3}(?:,\d{3})+(?!\d)")  # 1,000 and 12,345,678, not 2019,2020
 _WORD = re.compile(r"\w")
 _NUMBER_BEFORE = re.compile(r"\d[.,]$")  # "0." before "26": the 26 is part of 0.26
 _NUMBER_AFTER = re.compile(r"[.,]\d")  # ".5" after "26": the 26 is part of 26.5
-
-
-def strip_markers(text: str) -> str:
-    """The text without its citation markers: "worth £3m [1]." -> "worth £3m."; a marker between two
-    words leaves a space, so that removing it never joins them ("2[1]6" -> "2 6")."""
-    return _MARKER.sub(lambda m: " " if _is_word(text[m.end() : m.end() + 1]) else "", text)
 
 
 def normalize_numbers(text: str) -> str:

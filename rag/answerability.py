@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rag.errors import UnknownBackend
 from rag.evidence import EvidenceScorer, Features
-from rag.reader import logistic
+from rag.maths import logistic
 from rag.settings import AnswerSettings
 from rag.types import Passage, Turn
 

@@ -14,7 +14,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from rag.text import STOPWORDS, tokenize
+from rag.text import MARKER, STOPWORDS, tokenize
 from rag.types import Turn
 
 _WORD = re.compile(r"[\w’'£.,-]*\w", re.UNICODE)
@@ -23,7 +23,6 @@ _REFERRING = frozenset(
     latter same him? it? that? this? other another else""".split()
 )
 _FOLLOW_ON = re.compile(r"^\s*(and|but|so|also|what about|how about|and what|why|why not|really)\b", re.I)
-_MARKER = re.compile(r"\[\d+\]")
 _NAME_OR_NUMBER = re.compile(r"£?\d[\d,.]*\w*|[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*)*")
 
 
@@ -54,7 +53,7 @@ def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
     terms = [
         w for w in _WORD.findall(last_user) if w.lower() not in STOPWORDS and w.lower() not in _REFERRING
     ]
-    answer = _MARKER.sub(" ", last_answer)
+    answer = MARKER.sub(" ", last_answer)
     for sentence in re.split(r"(?<=[.!?])\s+", answer):
         for match in _NAME_OR_NUMBER.finditer(sentence):
             phrase = match.group(0)

@@ -26,10 +26,8 @@ from rag.index.lexical import LexicalIndex
 from rag.orders import is_order
 from rag.reader import Candidate, Reader
 from rag.settings import AnswerSettings
-from rag.text import paragraph_spans, split_question, tokenize
+from rag.text import MARKER, paragraph_spans, split_question, tokenize
 from rag.types import Passage, Turn, context_line
-
-_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ def question_parts(question: str, query: str) -> list[tuple[str, str]]:
 
 def normalized(text: str) -> str:
     """Text compared without markers, case and spacing ("... at any time [1]." is "... at any time.")."""
-    spaced = re.sub(r"\s+", " ", _MARKER.sub(" ", text))
+    spaced = re.sub(r"\s+", " ", MARKER.sub(" ", text))
     return re.sub(r"\s+(?=[.,;:!?])", "", spaced).strip().casefold()
 
 
@@ -164,9 +162,7 @@ class EvidenceScorer:
         asked_total = sum(asked.values())
         previous = next((t.content for t in reversed(history) if t.role == "assistant"), "")
         quoted = {
-            normalized(x)
-            for x in re.split(r"(?<=[.!?”\"])\s+|\n+", _MARKER.sub(" ", previous))
-            if len(x) > 20
+            normalized(x) for x in re.split(r"(?<=[.!?”\"])\s+|\n+", MARKER.sub(" ", previous)) if len(x) > 20
         }
         known = question  # a value the question states is no answer (the previous answer's may be: "When?")
 

@@ -29,7 +29,7 @@ from rag.orders import asks_about_orders, information_need, report_orders
 from rag.reader import make_reader
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
-from rag.text import sentence_spans
+from rag.text import MARKERS, sentence_spans, strip_markers
 from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
 from rag.verify import SupportJudge, Verifier, make_support_judge
 
@@ -229,12 +229,12 @@ class Pipeline:
         for piece in pieces:
             pending += piece
             spans = [
-                (s, e) for s, e in sentence_spans(pending) if re.search(r"\w", _strip_markers(pending[s:e]))
+                (s, e) for s, e in sentence_spans(pending) if re.search(r"\w", strip_markers(pending[s:e]))
             ]
             if len(spans) < 2:
                 continue
             cut = spans[-1][0]
-            leading = re.match(r"(?:\s*\[\d+(?:\s*,\s*\d+)*\])+", pending[cut:])
+            leading = MARKERS.match(pending[cut:])
             cut += leading.end() if leading else 0  # markers after a period belong to the sentence before
             done, pending = pending[:cut], pending[cut:]
             for text, citations in verifier.check_text(done):
@@ -273,10 +273,6 @@ def _distinct(passages: Sequence[Passage]) -> list[Passage]:
             seen.add(key)
             out.append(p)
     return out
-
-
-def _strip_markers(text: str) -> str:
-    return re.sub(r"\[\d+(?:\s*,\s*\d+)*\]", "", text)
 
 
 def _joiner(text: str) -> str:

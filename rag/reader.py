@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import platform
 import threading
 from abc import ABC, abstractmethod
@@ -32,6 +31,7 @@ from typing import Any
 
 from rag.errors import UnknownBackend
 from rag.index.embeddings import EmbeddingError, mean_pooled, onnx_session
+from rag.maths import logistic
 
 MODEL_DIR = Path(__file__).with_name("models") / "reader"
 MAX_TOKENS = 128
@@ -48,10 +48,6 @@ def candidate_text(sentence: str, where: str) -> str:
     sentence = " ".join(sentence.split())
     where = " ".join(where.split())
     return f"{sentence} | {where}" if where else sentence
-
-
-def logistic(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,16 @@ import functools
 import re
 from typing import Any
 
+MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")  # one citation marker: [1] or [1, 2]
+MARKERS = re.compile(rf"(?:\s*{MARKER.pattern})+")  # a run of them, with the spaces before and between
+
+
+def strip_markers(text: str) -> str:
+    """The text without its citation markers: "worth £3m [1]." -> "worth £3m."; a marker between two
+    words leaves a space, so that removing it never joins them ("2[1]6" -> "2 6")."""
+    return MARKERS.sub(lambda m: " " if re.match(r"\w", text[m.end() : m.end() + 1]) else "", text)
+
+
 Span = tuple[int, int]
 
 # A blank line (possibly holding spaces) separates paragraphs.

@@ -12,19 +12,17 @@ evaluation measures citations with. An NLI model can plug in behind the same met
 
 from __future__ import annotations
 
-import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.index.embeddings import Embedder
+from rag.maths import logistic
 from rag.orders import document_name, is_order
-from rag.text import sentence_spans, split_sentences, tokenize
+from rag.text import MARKERS, sentence_spans, split_sentences, tokenize
 from rag.types import Citation, Passage, context_line
 
-MARKERS = re.compile(r"\s*(?:\[\d+(?:\s*,\s*\d+)*\])+")
-_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+")
 _MARKER_NUMBERS = re.compile(r"\d+")
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
@@ -167,7 +165,7 @@ class CalibratedJudge(SupportJudge):
 
     def probability(self, features: Sequence[float]) -> float:
         z = self.weights[0] + sum(w * x for w, x in zip(self.weights[1:], features, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+        return logistic(z)
 
     def features(self, claim: str, passage: Passage) -> list[tuple[tuple[int, int], list[float]]]:
         """`SUPPORT_FEATURES` of each window of the passage that states every number of the claim."""
@@ -243,7 +241,7 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
     claims: list[tuple[str, list[int]]] = []
     for s, e in sentence_spans(text):
         piece = text[s:e]
-        leading = _LEADING_MARKERS.match(piece)
+        leading = MARKERS.match(piece)
         if leading and claims:
             claims[-1][1].extend(_numbers_in(leading.group(0)))
             piece = piece[leading.end() :]

@@ -3,14 +3,13 @@ turns, and the prompt that condenses a follow-up into a standalone question."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from rag.generators.base import REFUSAL, GenerationRequest
+from rag.text import strip_markers
 from rag.types import Passage, Turn, context_line
 
 HISTORY_TURNS = 6  # prior turns sent along with a question
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 SYSTEM_PROMPT = f"""You answer questions using ONLY the numbered passages in the user's message.
 Rules:
@@ -37,10 +36,6 @@ def one_line(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def strip_markers(text: str) -> str:
-    return _MARKERS.sub("", text).strip()
-
-
 def passage_label(passage: Passage) -> str:
     """'(source a.md; title “Leave”; section “Annual leave”)', plus the author line (votes, reply-to) of
     a thread comment."""
@@ -57,7 +52,9 @@ def passage_label(passage: Passage) -> str:
 def history_messages(history: Sequence[Turn], turns: int = HISTORY_TURNS) -> list[dict[str, str]]:
     """The last turns as chat messages; old citation markers are dropped (they numbered other passages)."""
     recent = list(history)[-turns:] if turns else []
-    return [{"role": t.role, "content": strip_markers(t.content)} for t in recent if t.content.strip()]
+    return [
+        {"role": t.role, "content": strip_markers(t.content).strip()} for t in recent if t.content.strip()
+    ]
 
 
 def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
