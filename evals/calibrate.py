@@ -30,7 +30,7 @@ from rag.index.lexical import LexicalIndex
 from rag.maths import logistic
 from rag.reader import make_reader
 from rag.settings import AnswerSettings, Settings
-from rag.types import Passage, Turn
+from rag.types import Passage, Query, Turn
 
 CALIBRATION = Path(__file__).resolve().parent.parent / "rag" / "calibration.toml"
 GRID = {
@@ -55,8 +55,8 @@ class Prepared:
 
     suite: str
     case: EvalCase
-    question: str  # standalone (orders removed, follow-ups condensed)
-    query: str
+    question: str  # standalone (orders removed, follow-ups condensed): query.question
+    query: Query
     passages: list[Passage]
     history: list[Turn]
     structured: bool  # answered from document structure (a plug-in), not by the judge
@@ -65,9 +65,9 @@ class Prepared:
 
 
 def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepared]:
-    """Ingest a suite's corpus into a temporary index and retrieve every case once."""
+    """Ingest a suite's corpus into a temporary index and retrieve every case once, through the pipeline's
+    own stages (condense, retrieve, read the structure)."""
     from evals.runner import temporary_index
-    from rag.condense import standalone_question
     from rag.orders import information_need
     from rag.pipeline import build_pipeline, parse_history
 
@@ -80,17 +80,24 @@ def prepare(suite: Suite, settings: Settings, embedder: Embedder) -> list[Prepar
             turns = parse_history(case.history, settings.answer.max_history_turns)
             need = information_need(case.question)
             if not need.strip():
-                prepared.append(Prepared(suite.name, case, "", "", [], turns, False, True, pipeline.lexical))
+                prepared.append(
+                    Prepared(suite.name, case, "", Query(""), [], turns, False, True, pipeline.lexical)
+                )
                 continue
-            query = pipeline.condenser.condense(need, turns)
-            implied = next((f for d in pipeline.doctypes or [] if (f := d.filters(query))), None)
-            passages = pipeline.retriever.retrieve(query, k, implied) if implied else []
-            passages = passages or pipeline.retriever.retrieve(query, k)
-            resolved = standalone_question(query) if turns else need
-            structured = any(d.answer(query, passages) for d in pipeline.doctypes or [])
+            query = pipeline.condense(need, turns)
+            passages = pipeline.retrieve(query, k)
+            structured = pipeline.read_structure(need, query, passages) is not None
             prepared.append(
                 Prepared(
-                    suite.name, case, resolved, query, passages, turns, structured, False, pipeline.lexical
+                    suite.name,
+                    case,
+                    query.question,
+                    query,
+                    passages,
+                    turns,
+                    structured,
+                    False,
+                    pipeline.lexical,
                 )
             )
     return prepared
@@ -146,7 +153,7 @@ def features(
         scorer = scorers.setdefault(
             id(s.lexical), EvidenceScorer(embedder, s.lexical, answer, make_reader(answer.reader))
         )
-        assessment = scorer.assess(s.question, s.query, s.passages, s.history)
+        assessment = scorer.assess(s.question, s.query.text, s.passages, s.history)
         usable = assessment.features is not None and assessment.lead
         rows.append(
             (assessment.features.vector() if usable and assessment.features else None, s.case.answerable)

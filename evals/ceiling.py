@@ -40,7 +40,7 @@ def signals(samples: Sequence[Prepared], settings: Settings, embedder: Embedder)
             id(s.lexical),
             EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
         )
-        for part, query in question_parts(s.question, s.query):
+        for part, query in question_parts(s.question, s.query.text):
             evidence = scorer.score(part, query, s.passages, s.history)
             rank = max(len(s.passages) - 1, 1)
             rows = [
@@ -83,10 +83,10 @@ def read_suite(samples: Sequence[Prepared], settings: Settings, embedder: Embedd
             id(s.lexical),
             EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
         )
-        evidence = scorer.score(s.question, s.query, s.passages, s.history)
+        evidence = scorer.score(s.question, s.query.text, s.passages, s.history)
         if not evidence:
             continue
-        asked = s.query if s.history else s.question
+        asked = s.query.text  # as the reader read it
         quotes = s.case.evidence if s.case.answerable else []
         top, reader_hit, cosine_hit, seen = reading(evidence, asked, quotes, embedder)
         best[s.case.answerable].append(top)

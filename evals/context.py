@@ -44,7 +44,7 @@ def main(budgets: tuple[int, ...] = BUDGETS, path: Path = SUITES) -> None:
                 EvidenceScorer(embedder, s.lexical, settings.answer, make_reader(settings.answer.reader)),
             )
             for budget in budgets:
-                shown = scorer.excerpts(s.question, s.query, s.passages, s.history, budget)
+                shown = scorer.excerpts(s.question, s.query.text, s.passages, s.history, budget)
                 sentences = [text[a:b] for text in shown for a, b in sentence_spans(text)]
                 kept[budget] += any(quote_matches_gold(x, q) for x in sentences for q in s.case.evidence)
                 chars[budget] += sum(len(text) for text in shown)

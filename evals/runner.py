@@ -138,18 +138,16 @@ def reading(
 def read_case(pipeline: Pipeline, case: EvalCase, answer: Answer) -> dict[str, Any]:
     """The reader on the sentences the answerer saw of `case` (`CaseScore.reader_hit`, `cosine_hit`,
     `reader_best`); nothing without a reader or retrieved passages."""
-    from rag.condense import standalone_question
-    from rag.orders import information_need
     from rag.pipeline import parse_history
 
-    if pipeline.scorer.reader is None or not answer.retrieved or not answer.query:
+    query = answer.query
+    if pipeline.scorer.reader is None or not answer.retrieved or query is None:
         return {}
     turns = parse_history(case.history, pipeline.settings.answer.max_history_turns)
-    question = standalone_question(answer.query) if turns else information_need(case.question)
-    evidence = pipeline.scorer.score(question, answer.query, answer.retrieved, turns)
+    evidence = pipeline.scorer.score(query.question, query.text, answer.retrieved, turns)
     if not evidence:
         return {}
-    asked = answer.query if turns else question  # as the reader read it
+    asked = query.text  # as the reader read it
     quotes = case.evidence if case.answerable else []
     best, reader_hit, cosine_hit, _ = reading(evidence, asked, quotes, pipeline.embedder)
     if not quotes:

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from rag.text import MARKER, STOPWORDS, tokenize
-from rag.types import Turn
+from rag.types import Query, Turn
 
 _WORD = re.compile(r"[\w’'£.,-]*\w", re.UNICODE)
 _REFERRING = frozenset(
@@ -28,15 +28,9 @@ _NAME_OR_NUMBER = re.compile(r"£?\d[\d,.]*\w*|[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A
 
 class Condenser(ABC):
     @abstractmethod
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """A standalone query for `question` asked after `history`: the question itself, made standalone,
-        optionally followed by retrieval-only context terms in brackets."""
-
-
-def standalone_question(query: str) -> str:
-    """The question part of a condensed query (without the bracketed context terms)."""
-    match = re.match(r"^(.*\S)\s+\((?:[^()]*)\)$", query, re.S)
-    return match.group(1) if match else query
+    def condense(self, question: str, history: Sequence[Turn]) -> Query:
+        """`question` asked after `history`, made standalone: the question itself (or rewritten), with
+        the conversation's terms for retrieval when it leans on them."""
 
 
 def needs_context(question: str) -> bool:
@@ -72,13 +66,12 @@ def salient_terms(history: Sequence[Turn], limit: int = 14) -> list[str]:
 class RuleCondenser(Condenser):
     """Carries the last exchange's salient terms into the query in brackets."""
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
+    def condense(self, question: str, history: Sequence[Turn]) -> Query:
         if not history or not needs_context(question):
-            return question
-        terms = salient_terms(history)
-        return f"{question} ({' '.join(terms)})" if terms else question
+            return Query(question)
+        return Query(question, tuple(salient_terms(history)))
 
 
 class NoCondenser(Condenser):
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
-        return question
+    def condense(self, question: str, history: Sequence[Turn]) -> Query:
+        return Query(question)

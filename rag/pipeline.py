@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rag.answerability import AnswerabilityJudge, make_judge
-from rag.condense import Condenser, NoCondenser, RuleCondenser, standalone_question
+from rag.answerability import AnswerabilityJudge, Verdict, make_judge
+from rag.condense import Condenser, NoCondenser, RuleCondenser
 from rag.doctypes import DocumentType, plugins
 from rag.errors import EXIT_EMPTY, RagError, UsageError
 from rag.evidence import EvidenceScorer
@@ -30,7 +30,7 @@ from rag.reader import make_reader
 from rag.retrieval import Filters, Reranker, Retriever, make_reranker, make_retriever
 from rag.settings import Settings
 from rag.text import MARKERS, sentence_spans, strip_markers
-from rag.types import Answer, CitationEvent, Done, Event, Passage, TextDelta, Turn
+from rag.types import Answer, CitationEvent, Done, Event, Passage, Query, Structured, TextDelta, Turn
 from rag.verify import SupportJudge, Verifier, make_support_judge
 
 UNVERIFIABLE = (
@@ -143,38 +143,61 @@ class Pipeline:
         if not need.strip():
             yield from self._refuse(answer, [], "the message gives orders and asks nothing", ORDERS_ONLY)
             return
-        answer.query = self.condenser.condense(need, turns)
+        query = answer.query = self.condense(need, turns, filters)
         lap("condense")
-        doctypes = self.doctypes or []
-        implied = None if filters else next((f for d in doctypes if (f := d.filters(answer.query))), None)
-        passages = self.retriever.retrieve(answer.query, k, implied) if implied else []
-        passages = passages or self.retriever.retrieve(answer.query, k, filters)
-        passages = self.reranker.rerank(answer.query, passages)
-        answer.retrieved = passages
+        passages = answer.retrieved = self.retrieve(query, k)
         lap("retrieve")
-        resolved = standalone_question(answer.query) if turns else need
-        about_orders = asks_about_orders(need)  # orders in documents are reported only when asked about
-        structured = (
-            (report_orders(need, passages) or report_orders(need, self._passages_with_orders()))
-            if about_orders
-            else None
-        )
-        structured = structured or next(
-            (a for d in doctypes if (a := d.answer(answer.query, passages))), None
-        )
+        structured = self.read_structure(need, query, passages)
         context = structured.passages if structured else passages
         if structured is None:
-            verdict = self.answerability.judge(resolved, answer.query, passages, turns)
+            verdict = self.decide(query, passages, turns)
             lap("judge")
             if not verdict.answerable:
                 yield from self._refuse(answer, passages, verdict.reason)
                 return
-        request = GenerationRequest(need, answer.query, context, turns)
-        budget = self.settings.generator.context_chars
-        if budget and not structured and not isinstance(self.generator, ExtractiveGenerator):
-            shown = self.scorer.excerpts(resolved, answer.query, context, turns, budget)
-            request = GenerationRequest(need, answer.query, context, turns, shown)
+        request = self.request(need, query, context, turns, excerpts=structured is None)
+        yield from self.generate(answer, request, structured, passages, asks_about_orders(need), lap)
+
+    # ---- the stages, in order (`stream` runs them; calibration and the ceiling report run the first ones) ----
+
+    def condense(self, need: str, turns: Sequence[Turn], filters: Filters | None = None) -> Query:
+        """The question made standalone: a follow-up carries the conversation's terms (or is rewritten by
+        an LLM condenser); with the asker's filters."""
+        return replace(self.condenser.condense(need, turns), filters=filters or None)
+
+    def retrieve(self, query: Query, k: int) -> list[Passage]:
+        """The passages, reranked: with the asker's filters, else with those a document type reads in the
+        question (a commenter it names) when they find anything."""
+        doctypes = self.doctypes or []
+        implied = None if query.filters else next((f for d in doctypes if (f := d.filters(query))), None)
+        passages = self.retriever.retrieve(query.text, k, implied) if implied else []
+        passages = passages or self.retriever.retrieve(query.text, k, query.filters)
+        return self.reranker.rerank(query.text, passages)
+
+    def read_structure(self, need: str, query: Query, passages: list[Passage]) -> Structured | None:
+        """An answer read off the documents' structure, or None: the orders they hold when the question
+        asks about them, or a document type's (a thread's votes and replies)."""
+        if asks_about_orders(need):
+            found = report_orders(need, passages) or report_orders(need, self._passages_with_orders())
+            if found:
+                return found
+        return next((a for d in self.doctypes or [] if (a := d.answer(query, passages))), None)
+
+    def generate(
+        self,
+        answer: Answer,
+        request: GenerationRequest,
+        structured: Structured | None,
+        passages: list[Passage],
+        about_orders: bool,
+        lap: Callable[[str], None] = lambda stage: None,
+    ) -> Iterator[Event]:
+        """The answer, sentence by sentence as each is verified against the passage it cites (the
+        structured answer's text, or the generator's; the extractive generator's when an LLM fails before
+        its first sentence); a refusal when no sentence survives. Orders in the documents may be quoted
+        only when the question asks about them (`about_orders`)."""
         pieces = iter([structured.text]) if structured else self.generator.generate(request)
+        context = request.passages
         verifier = Verifier(context, self.judge, declines=[REFUSAL], orders=about_orders)
         produced: list[str] = []
         drafted: list[str] = []
@@ -209,6 +232,21 @@ class Pipeline:
             return
         answer.text = text
         yield Done(answer)
+
+    def decide(self, query: Query, passages: list[Passage], turns: Sequence[Turn]) -> Verdict:
+        """Answer or refuse: the judge over the best evidence among the passages."""
+        return self.answerability.judge(query.question, query.text, passages, turns)
+
+    def request(
+        self, need: str, query: Query, context: list[Passage], turns: Sequence[Turn], excerpts: bool = True
+    ) -> GenerationRequest:
+        """What the generator is given: the passages, or for a generator shown excerpts (an LLM), each
+        passage's most relevant sentences within `generator.context_chars`."""
+        budget = self.settings.generator.context_chars
+        shown: list[str] = []
+        if excerpts and budget and self.generator.shown_excerpts:
+            shown = self.scorer.excerpts(query.question, query.text, context, turns, budget)
+        return GenerationRequest(need, query, context, turns, shown)
 
     def _refuse(
         self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL
@@ -321,7 +359,7 @@ def build_pipeline(
     )
     condenser: Condenser = NoCondenser()
     if r.condense:
-        condenser = getattr(generator, "condenser", None) or RuleCondenser()
+        condenser = generator.condenser or RuleCondenser()
     return Pipeline(
         settings=settings,
         embedder=embedder,

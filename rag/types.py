@@ -120,6 +120,22 @@ class Turn:
     content: str
 
 
+@dataclass(frozen=True)
+class Query:
+    """A question as the answer path reads it: the standalone question, the conversation's terms a
+    follow-up carries (retrieval and the reader read them too, the answer's wording does not), and the
+    filters the asker chose."""
+
+    question: str
+    terms: tuple[str, ...] = ()
+    filters: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """What retrieval reads: the question, then the conversation's terms in brackets."""
+        return f"{self.question} ({' '.join(self.terms)})" if self.terms else self.question
+
+
 @dataclass
 class Answer:
     question: str
@@ -128,7 +144,7 @@ class Answer:
     refused: bool = False
     retrieved: list[Passage] = field(default_factory=list)
     related: list[Passage] = field(default_factory=list)  # closest passages of a refusal (not citations)
-    query: str = ""  # the standalone retrieval query
+    query: Query | None = None  # the question as retrieval read it (None: nothing was asked)
     notes: list[str] = field(default_factory=list)  # what verification changed, generator fallbacks
     draft: str = ""  # the generator's text before verification (for evaluation; never shown)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage

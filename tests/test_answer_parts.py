@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.indexer import ingest
-from rag.condense import RuleCondenser, needs_context, standalone_question
+from rag.condense import RuleCondenser, needs_context
 from rag.index.embeddings import Embedder
 from rag.pipeline import build_pipeline
 from rag.settings import EmbeddingSettings, Settings
 from rag.text import split_question
-from rag.types import Passage, Turn
+from rag.types import Passage, Query, Turn
 from rag.verify import LexicalEmbeddingJudge, Verifier, split_claims
 
 FUNDING = (
@@ -63,9 +63,13 @@ def test_rule_condenser_carries_the_conversations_terms() -> None:
         Turn("assistant", "At the time of the deal, it was led by Prof Yike Guo, an AI researcher. [1]"),
     ]
     query = RuleCondenser().condense("Where did he go after that?", history)
-    assert standalone_question(query) == "Where did he go after that?"
-    assert "Prof Yike Guo" in query and "Data Science Institute" in query and "[1]" not in query
-    assert RuleCondenser().condense("Who is Sam Dunning?", history) == "Who is Sam Dunning?"
+    assert query.question == "Where did he go after that?"
+    assert "Prof Yike Guo" in query.terms and "Institute" in query.terms
+    assert query.text.startswith("Where did he go after that? (") and "[1]" not in query.text
+    assert RuleCondenser().condense("Who is Sam Dunning?", history) == Query("Who is Sam Dunning?")
+    # the question, not its parenthesis, is what a follow-up's terms are told apart from
+    asked = RuleCondenser().condense("What is the carry-over cap (in hours)?", [])
+    assert asked.question == "What is the carry-over cap (in hours)?" and not asked.terms
 
 
 @pytest.mark.parametrize(

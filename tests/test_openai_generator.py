@@ -20,7 +20,7 @@ from rag.index.embeddings import Embedder
 from rag.index.store import VectorStore
 from rag.pipeline import Pipeline, build_pipeline
 from rag.settings import GeneratorSettings, Settings
-from rag.types import CitationEvent, Done, TextDelta, Turn
+from rag.types import CitationEvent, Done, Query, TextDelta, Turn
 
 from .conftest import CORPUS, free_port
 from .fakellm import FakeLLM, Reply, completion, error, passages_of, sse, words
@@ -237,14 +237,14 @@ def test_connection_refused() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     generator = chat_openai(GeneratorSettings(name="openai", base_url=url, timeout=2, retries=0))
     with pytest.raises(GeneratorError, match=r"^the LLM endpoint at .* could not be reached"):
-        list(generator.generate(GenerationRequest("q", "q", [])))
+        list(generator.generate(GenerationRequest("q", Query("q"), [])))
 
 
 def test_deltas_are_yielded_as_they_arrive(fake: FakeLLM) -> None:
     gate = threading.Event()
     fake.script.append(sse("Imperial returned ", "the money [1].", gate=gate))
     generator = chat_openai(GeneratorSettings(name="openai", base_url=fake.url, timeout=5))
-    pieces = generator.generate(GenerationRequest("q", "q", []))
+    pieces = generator.generate(GenerationRequest("q", Query("q"), []))
     assert next(pieces) == "Imperial returned "  # the rest of the stream is still held back by the server
     gate.set()
     assert list(pieces) == ["the money [1]."]
@@ -278,7 +278,7 @@ def test_llm_condenser_rewrites_follow_up(pipeline: Pipeline, fake: FakeLLM) -> 
         ]
     )
     answer = pipeline.ask(FOLLOW_UP, history=HISTORY)
-    assert answer.query == standalone
+    assert answer.query == Query(standalone)
     condense, generate = (r["body"] for r in fake.requests)
     assert condense["stream"] is False
     prompt = condense["messages"][-1]["content"]

@@ -57,7 +57,7 @@ def test_follow_up_uses_the_conversation(pipeline: Pipeline) -> None:
     history = [Turn("user", "Who led the Data Science Institute?"), Turn("assistant", first.text)]
     answer = pipeline.ask("Where did he go after leaving Imperial?", history)
     check_citations(answer)
-    assert "Guo" in answer.query and "Guo" in answer.text
+    assert answer.query is not None and "Guo" in answer.query.text and "Guo" in answer.text
     # "When was that?" after an amount: the date of that amount, from the sentence the answer quoted
     funding = pipeline.ask("How much funding was returned?")
     assert "£500,000" in funding.text

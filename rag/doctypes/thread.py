@@ -13,10 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from rag.condense import standalone_question
 from rag.doctypes.base import DocumentType
 from rag.text import split_question
-from rag.types import Passage, Structured, context_line
+from rag.types import Passage, Query, Structured, context_line
 
 _LISTINGS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -128,11 +127,11 @@ class ThreadType(DocumentType):
         self.comments = list(comments)
         self.authors = {c.author for c in self.comments if c.author}
 
-    def filters(self, question: str) -> dict[str, Any] | None:
-        return implied_filters(question, self.authors)
+    def filters(self, query: Query) -> dict[str, Any] | None:
+        return implied_filters(query.text, self.authors)
 
-    def answer(self, question: str, passages: list[Passage]) -> Structured | None:
-        query, question = question, standalone_question(question)
+    def answer(self, asked: Query, passages: list[Passage]) -> Structured | None:
+        question = asked.question
         kinds = [kind for part in split_question(question) if (kind := listing_kind(part))]
         if kinds:
             paths = {p.metadata.get("path") for p in passages if p.kind == "comment"}
@@ -150,7 +149,7 @@ class ThreadType(DocumentType):
                     lines.append(f"{context_line(c.metadata)}. [{cited.index(c) + 1}]")
             return Structured("\n\n".join(lines), cited) if cited else None
         filtered = [p for p in passages if p.kind == "comment"]
-        if not filtered or not self.filters(query):
+        if not filtered or not self.filters(asked):
             return None
         if _VOTES.search(question):  # the votes of the comment the question names
             return Structured(f"{context_line(filtered[0].metadata)}. [1]", filtered[:1])

@@ -6,9 +6,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from rag.condense import Condenser
 from rag.errors import EXIT_UNUSABLE, GENERATOR_FAILED, RagError
-from rag.types import Passage, Turn
+from rag.types import Passage, Query, Turn
 
 REFUSAL = "The documents don't contain the answer to this question."
 
@@ -26,13 +28,18 @@ class GeneratorError(RagError):
 @dataclass(frozen=True)
 class GenerationRequest:
     question: str  # the user's question (orders removed)
-    query: str  # the standalone retrieval query
+    query: Query  # the question as retrieval read it
     passages: list[Passage]  # marker [n] refers to passages[n - 1]
     history: Sequence[Turn] = ()
     excerpts: Sequence[str] = ()  # what an LLM is shown of each passage (its relevant sentences), if set
 
 
 class Generator(ABC):
+    # shown each passage's sentences most relevant to the question, within generator.context_chars (an LLM),
+    # rather than whole passages
+    shown_excerpts: ClassVar[bool] = True
+    condenser: Condenser | None = None  # condenses follow-ups itself (an LLM); None: the pipeline's rules
+
     @abstractmethod
     def generate(self, request: GenerationRequest) -> Iterator[str]:
         """Pieces of the answer text, each claim followed by `[n]` markers; `REFUSAL` when the passages

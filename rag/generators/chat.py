@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rag.condense import Condenser, RuleCondenser
 from rag.generators.base import GenerationRequest, Generator, GeneratorError
 from rag.generators.prompts import CONDENSE_PROMPT, HISTORY_TURNS, build_messages, history_messages, one_line
-from rag.types import Turn
+from rag.types import Query, Turn
 
 if TYPE_CHECKING:
     import httpx
@@ -171,9 +171,9 @@ class LLMCondenser(Condenser):
         self.turns = turns
         self.rules = RuleCondenser()
 
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
+    def condense(self, question: str, history: Sequence[Turn]) -> Query:
         if not history:
-            return question
+            return Query(question)
         conversation = "\n".join(
             f"{m['role'].capitalize()}: {one_line(m['content'], 600)}"
             for m in history_messages(history, self.turns)
@@ -193,4 +193,4 @@ class LLMCondenser(Condenser):
         )
         if not first or len(first) > 4 * len(question) + 400:
             return self.rules.condense(question, history)
-        return first
+        return Query(first)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from rag.answertypes import expected_kind, page_topic
-from rag.condense import standalone_question
 from rag.evidence import Evidence, EvidenceScorer, normalized
 from rag.generators.base import REFUSAL, GenerationRequest, Generator
 from rag.settings import AnswerSettings
@@ -26,6 +25,8 @@ def _overlaps(request: GenerationRequest, a: Evidence, b: Evidence) -> bool:
 
 
 class ExtractiveGenerator(Generator):
+    shown_excerpts = False  # reads the passages itself
+
     def __init__(self, scorer: EvidenceScorer, settings: AnswerSettings, max_sentences: int = 3) -> None:
         self.scorer = scorer
         self.settings = settings
@@ -34,8 +35,8 @@ class ExtractiveGenerator(Generator):
     def select(self, request: GenerationRequest) -> list[Evidence]:
         """The lead sentence of each part of the question, then others nearly as good that cover
         question words not yet covered."""
-        question = standalone_question(request.query) if request.history else request.question
-        assessment = self.scorer.assess(question, request.query, request.passages, request.history)
+        question = request.query.question
+        assessment = self.scorer.assess(question, request.query.text, request.passages, request.history)
         if not assessment.lead:
             return []
         evidence = assessment.evidence
@@ -44,7 +45,7 @@ class ExtractiveGenerator(Generator):
             if not any(normalized(c.text) == normalized(ev.text) for c in chosen):
                 chosen.append(ev)
         best = chosen[0]
-        wanted = set(tokenize(question)) or set(tokenize(request.query))
+        wanted = set(tokenize(question)) or set(tokenize(request.query.text))
         floor = self.settings.keep_ratio * best.score
         covered = {t for ev in chosen for t in tokenize(ev.text)} & wanted
         for ev in evidence[assessment.lead :]:
@@ -65,7 +66,7 @@ class ExtractiveGenerator(Generator):
         if not chosen:
             yield REFUSAL
             return
-        question = standalone_question(request.query) if request.history else request.question
+        question = request.query.question
         if page_topic(question):  # "which page covers X?": the page (and section), then what it says
             best = chosen[0]
             where = context_line(request.passages[best.passage].metadata)
@@ -76,7 +77,7 @@ class ExtractiveGenerator(Generator):
         # Sentences of one passage stay together, in document order, under one marker; a sentence that
         # other passages hold word for word (a page copied into another) is said once, with their markers too.
         holders: dict[str, list[int]] = {}  # the passages that hold each sentence
-        for e in self.scorer.assess(question, request.query, request.passages, request.history).evidence:
+        for e in self.scorer.assess(question, request.query.text, request.passages, request.history).evidence:
             holders.setdefault(normalized(e.text), []).append(e.passage)
         order = list(dict.fromkeys(ev.passage for ev in chosen))
         first = True

@@ -64,8 +64,8 @@ def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
         for n, (p, text) in enumerate(zip(request.passages, texts, strict=True), 1)
     ]
     question = request.question
-    if request.query and request.query != request.question:
-        question += f"\n(Standalone form of the question: {request.query})"
+    if request.query.text != request.question:
+        question += f"\n(Standalone form of the question: {request.query.text})"
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
