@@ -10,17 +10,18 @@ NAME is a suite of `evals/suites.toml`; a metric is a key of `evals.metrics.summ
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from evals.metrics import METRIC_NAMES
+from evals.suites import read_toml
+from rag.errors import UsageError
 
 THRESHOLDS = Path(__file__).with_name("thresholds.toml")
 Thresholds = dict[str, dict[str, float]]  # {"minimum": {metric: value}, "maximum": {metric: value}}
 
 
-class ThresholdsError(ValueError):
+class ThresholdsError(UsageError):
     """A malformed thresholds file; the message names the file, the place and the reason."""
 
 
@@ -40,13 +41,7 @@ def _bounds(path: Path, suite: str, kind: str, table: Any) -> dict[str, float]:
 
 def load_all_thresholds(path: Path = THRESHOLDS) -> dict[str, Thresholds]:
     """Every suite's thresholds: {suite: {"minimum": {...}, "maximum": {...}}}."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ThresholdsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ThresholdsError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, ThresholdsError)
     unknown = data.keys() - {"suites"}
     if unknown:
         raise ThresholdsError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; use [suites.NAME.*]")

@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag.errors import UsageError
 
@@ -50,15 +51,20 @@ class Suite:
         return None
 
 
-def load_suites(path: Path = SUITES) -> list[Suite]:
-    """The suites of a suites file, in file order; raises `SuiteError` on any malformed entry."""
+def read_toml(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """A TOML file of the evaluation (suites, thresholds), or `error` with one line saying why not."""
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as exc:
-        raise SuiteError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+        raise error(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_suites(path: Path = SUITES) -> list[Suite]:
+    """The suites of a suites file, in file order; raises `SuiteError` on any malformed entry."""
+    data = read_toml(path, SuiteError)
     if not data:
         raise SuiteError(f"{path}: no suites")
     base = path.parent

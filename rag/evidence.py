@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from rag.answertypes import accepted, expected_kind, focus, new_values, page_topic, topic_words
 from rag.index.embeddings import Embedder
 from rag.index.lexical import LexicalIndex
+from rag.maths import soft_coverage
 from rag.orders import is_order
 from rag.reader import Candidate, Reader
 from rag.settings import AnswerSettings
@@ -320,8 +321,7 @@ class EvidenceScorer:
             vectors = self.embedder.encode_cached([*missing, *candidates])
             sims = vectors[: len(missing)] @ vectors[len(missing) :].T
             credit |= {w: float(max(0.0, np.max(row))) for w, row in zip(missing, sims, strict=True)}
-        weights = {w: self.lexical.term_weight(stems[w]) for w in words}
-        return sum(weights[w] * credit.get(w, 0.0) for w in words) / sum(weights.values())
+        return soft_coverage(words, credit, {w: self.lexical.term_weight(stems[w]) for w in words})
 
     def assess(
         self, question: str, query: str, passages: Sequence[Passage], history: Sequence[Turn] = ()

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.index.embeddings import Embedder
-from rag.maths import logistic
+from rag.maths import logistic, soft_coverage
 from rag.orders import document_name, is_order
 from rag.text import MARKERS, sentence_spans, split_sentences, tokenize
 from rag.types import Citation, Passage, context_line
@@ -199,15 +199,13 @@ class CalibratedJudge(SupportJudge):
             present_stems = {(tokenize(w) or [w])[0] for w in present}
             found = {w for w in words if stems[w] in present_stems}
             recall = len(found) / len(words) if words else 0.0
-            soft = 1.0
-            if words:
-                credit = dict.fromkeys(found, 1.0)
-                rows = [len(words) + index[w] for w in present if w in index]
-                if lexicon is not None and rows:
-                    sims = lexicon[: len(words)] @ lexicon[rows].T
-                    for i, w in enumerate(words):
-                        credit.setdefault(w, float(max(0.0, np.max(sims[i]))))
-                soft = sum(credit.values()) / len(words)
+            credit = dict.fromkeys(found, 1.0)
+            rows = [len(words) + index[w] for w in present if w in index]
+            if lexicon is not None and rows:  # a word the window lacks: its nearest word there
+                sims = lexicon[: len(words)] @ lexicon[rows].T
+                for i, w in enumerate(words):
+                    credit.setdefault(w, float(max(0.0, np.max(sims[i]))))
+            soft = soft_coverage(words, credit)
             lowered = {w.lower() for w in _WORDS.findall(window + " " + where)}
             missing = len(names - lowered) / len(names) if names else 0.0
             differs = 1.0 if negated != _negated(window) else 0.0
