@@ -27,7 +27,7 @@ from rag.maths import soft_coverage
 from rag.orders import is_order
 from rag.reader import Candidate, Reader
 from rag.settings import AnswerSettings
-from rag.text import MARKER, paragraph_spans, split_question, tokenize
+from rag.text import MARKER, paragraph_spans, split_question, split_sentences, tokenize
 from rag.types import Passage, Turn, context_line
 
 
@@ -85,8 +85,6 @@ class Assessment:
 def split_asking(question: str) -> tuple[str, str]:
     """(the sentence that asks, what the user said before it): "I joined six months ago. Can I use
     parental leave?" asks "Can I use parental leave?"."""
-    from rag.text import split_sentences
-
     sentences = split_sentences(question)
     if len(sentences) < 2:
         return question, ""

@@ -22,8 +22,10 @@ from rag.evidence import EvidenceScorer
 from rag.generators import make_generator
 from rag.generators.base import REFUSAL, GenerationRequest, Generator, GeneratorError
 from rag.generators.extractive import ExtractiveGenerator
+from rag.index.catalog import PUBLISH, Catalog, ingest_lock
 from rag.index.embeddings import Embedder, for_index
 from rag.index.lexical import LexicalIndex
+from rag.index.replica import catch_up, drop_unused, rebuild_lexical, recover
 from rag.index.store import Metadata, VectorStore
 from rag.orders import asks_about_orders, information_need, report_orders
 from rag.reader import make_reader
@@ -320,9 +322,6 @@ def _joiner(text: str) -> str:
 def load_lexical(settings: Settings, store: VectorStore, info: Metadata | None = None) -> LexicalIndex:
     """The persisted lexical index, rebuilt from the store when missing or out of date (another process
     changed the index: `rag.index.replica`); `info`: the store's metadata, when the caller has just read it."""
-    from rag.index.catalog import PUBLISH, Catalog, ingest_lock
-    from rag.index.replica import catch_up, drop_unused, rebuild_lexical, recover
-
     if Catalog(settings.catalog_path).state(PUBLISH) is not None:  # a change killed midway: finish it
         with ingest_lock(settings):
             recover(settings, store)

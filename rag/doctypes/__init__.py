@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rag.doctypes.base import DocumentType
+from rag.doctypes.thread import ThreadType
 from rag.types import Passage, Structured
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ __all__ = ["DocumentType", "Structured", "plugins"]
 
 def plugins(index: LexicalIndex) -> list[DocumentType]:
     """The plug-ins for the document types present in the index (each takes only its own chunks)."""
-    from rag.doctypes.thread import ThreadType
-
     found: list[DocumentType] = []
     comments = [Passage(r.id, r.text, r.metadata) for r in index.of_kind("comment")]
     if comments:

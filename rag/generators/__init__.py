@@ -5,6 +5,7 @@ from __future__ import annotations
 from rag.errors import UnknownBackend
 from rag.evidence import EvidenceScorer
 from rag.generators.base import Generator
+from rag.generators.extractive import ExtractiveGenerator
 from rag.settings import Settings
 
 GENERATORS = ("extractive", "openai")
@@ -17,8 +18,6 @@ class UnknownGenerator(UnknownBackend):
 def make_generator(settings: Settings, scorer: EvidenceScorer) -> Generator:
     g = settings.generator
     if g.name == "extractive":
-        from rag.generators.extractive import ExtractiveGenerator
-
         return ExtractiveGenerator(scorer, settings.answer, g.max_sentences)
     if g.name == "openai":
         from rag.generators.chat import chat_openai

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+from rag.orders import is_order
 from rag.text import sentence_spans, tokenize
 from rag.types import context_line
 
@@ -231,8 +232,6 @@ class LexicalIndex:
         kinds: dict[str, list[int]] = {}
         for i, r in enumerate(records):
             kinds.setdefault(str(r.metadata.get("kind", "")), []).append(i)
-        from rag.orders import is_order  # not at the top: rag.orders imports the plug-ins, which import this
-
         orders = [i for i, r in enumerate(records) if any(is_order(r.text[a:b]) for a, b in r.sentences)]
         return cls(records, postings, kinds, orders)
 
