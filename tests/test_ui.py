@@ -257,6 +257,8 @@ def test_bad_questions_in_the_chat(app: AppTest, question: str, expect_error: st
     ask(app, question)
     if expect_error:
         assert app.error and expect_error in app.error[0].value
+        app.run()  # a refused question is not an answer that was stopped: nothing joins the conversation
+        assert not app.chat_message and not [c for c in app.caption if c.value == "Stopped."]
         return
     user = [md.value for m in app.chat_message if m.name == "user" for md in m.markdown]
     assert user and not re.search(r"(?<!\\)<script>", user[-1])

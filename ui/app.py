@@ -318,13 +318,14 @@ def ask(pipeline: Any, question: str, filters: dict[str, Any], k: int) -> Answer
     try:
         with text:
             st.write_stream(deltas())
-    except RagError as exc:  # the library's errors: one line (rag.errors)
+    except RagError as exc:  # the library's errors: one line (rag.errors); no answer to keep
+        st.session_state.pop("streaming", None)
         waiting.empty()
         st.error(str(exc))
         return None
     finally:
         stop.empty()
-    st.session_state.pop("streaming", None)
+    st.session_state.pop("streaming", None)  # finished: only a run stopped midway leaves it
     return done.get("answer")
 
 
