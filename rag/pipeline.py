@@ -185,6 +185,21 @@ class Pipeline:
                 return found
         return next((a for d in self.doctypes or [] if (a := d.answer(query, passages))), None)
 
+    def decide(self, query: Query, passages: list[Passage], turns: Sequence[Turn]) -> Verdict:
+        """Answer or refuse: the judge over the best evidence among the passages."""
+        return self.answerability.judge(query.question, query.text, passages, turns)
+
+    def request(
+        self, need: str, query: Query, context: list[Passage], turns: Sequence[Turn], excerpts: bool = True
+    ) -> GenerationRequest:
+        """What the generator is given: the passages, or for a generator shown excerpts (an LLM), each
+        passage's most relevant sentences within `generator.context_chars`."""
+        budget = self.settings.generator.context_chars
+        shown: list[str] = []
+        if excerpts and budget and self.generator.shown_excerpts:
+            shown = self.scorer.excerpts(query.question, query.text, context, turns, budget)
+        return GenerationRequest(need, query, context, turns, shown)
+
     def generate(
         self,
         answer: Answer,
@@ -234,21 +249,6 @@ class Pipeline:
             return
         answer.text = text
         yield Done(answer)
-
-    def decide(self, query: Query, passages: list[Passage], turns: Sequence[Turn]) -> Verdict:
-        """Answer or refuse: the judge over the best evidence among the passages."""
-        return self.answerability.judge(query.question, query.text, passages, turns)
-
-    def request(
-        self, need: str, query: Query, context: list[Passage], turns: Sequence[Turn], excerpts: bool = True
-    ) -> GenerationRequest:
-        """What the generator is given: the passages, or for a generator shown excerpts (an LLM), each
-        passage's most relevant sentences within `generator.context_chars`."""
-        budget = self.settings.generator.context_chars
-        shown: list[str] = []
-        if excerpts and budget and self.generator.shown_excerpts:
-            shown = self.scorer.excerpts(query.question, query.text, context, turns, budget)
-        return GenerationRequest(need, query, context, turns, shown)
 
     def _refuse(
         self, answer: Answer, passages: list[Passage], reason: str, text: str = REFUSAL
