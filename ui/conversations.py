@@ -1,7 +1,7 @@
 """Past conversations of signed-in visitors, kept on the server: one SQLite file under the data directory
 (`Settings.conversations_path`), one row per conversation of each user, so that two tabs of one user never
 overwrite each other's conversations. An anonymous page keeps them in the browser instead
-(`ui.components.browser_store`).
+(`ui.components.browser`).
 
 Each user keeps the newest `MAX_CONVERSATIONS`, within `MAX_CHARS` of JSON; older ones are dropped when a
 newer one is saved.
