@@ -473,3 +473,13 @@ def test_the_server_keeps_each_users_newest_conversations(tmp_path: Path) -> Non
     assert store.all("ann")["c1"]["title"] == "again" and len(store.all("ann")) == MAX_CONVERSATIONS
     store.delete("ann", "c1")
     assert "c1" not in store.all("ann") and list(store.all("bob")) == ["b"]
+
+
+def test_an_unknown_backend_name_is_one_line_on_the_page(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("RAG_RETRIEVAL__RETRIEVER", "nope")
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert not at.exception
+    assert "unknown retriever 'nope'; known:" in at.error[0].value

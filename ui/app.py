@@ -424,7 +424,11 @@ def main() -> None:
     else:
         with st.popover("Menu"):
             conversation_actions(settings)
-    pipeline = get_pipeline(settings.model_dump_json())
+    try:
+        pipeline = get_pipeline(settings.model_dump_json())
+    except RagError as exc:  # an unknown backend name, an unusable index: one line, not a traceback
+        st.error(str(exc))
+        return
 
     messages: list[dict[str, Any]] = st.session_state["messages"]
     for i, message in enumerate(messages):
