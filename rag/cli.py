@@ -200,13 +200,6 @@ def _filters(source: str | None, kind: str | None, author: str | None) -> dict[s
     return filters or None
 
 
-def _answer_or_exit(run: object) -> object:
-    """Run a pipeline call, mapping its errors to exit codes with one-line messages."""
-    assert callable(run)
-    with errors_exit():
-        return run()
-
-
 # What documents may hold that a terminal would obey: escape sequences (CSI, OSC such as window titles
 # and hidden OSC-8 links, DCS/SOS/PM/APC strings, two-character escapes), C0 and C1 controls, and the
 # bidirectional overrides that reorder what is shown.
@@ -265,14 +258,13 @@ def ask(
 ) -> None:
     """Answer one question from the indexed documents, with cited quotes."""
     from rag.pipeline import Pipeline
-    from rag.types import Answer
 
     settings = settings_from(ctx)
     turns = _read_history(history)
     pipeline = _pipeline(settings)
     assert isinstance(pipeline, Pipeline)
-    answer = _answer_or_exit(lambda: pipeline.ask(question, turns, _filters(source, kind, author), k))
-    assert isinstance(answer, Answer)
+    with errors_exit():
+        answer = pipeline.ask(question, turns, _filters(source, kind, author), k)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
         return
@@ -289,7 +281,8 @@ def chat(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     pipeline = _pipeline(settings)
     assert isinstance(pipeline, Pipeline)
-    _answer_or_exit(pipeline.ensure_ready)
+    with errors_exit():
+        pipeline.ensure_ready()
     typer.echo("loading the model…", err=True)  # now, not silently on the first question
     pipeline.load_model()
     typer.echo("Ask a question about the documents (/new starts a new conversation, /quit or Ctrl-D ends).")
@@ -428,7 +421,7 @@ def _calibrate(settings: Settings, suites_file: Path | None) -> None:
     if missing:
         fail(missing[0], EXIT_USAGE)
     console = Console(stderr=True)
-    with _eval_errors(), console.status("calibrating…") as status:
+    with errors_exit(), console.status("calibrating…") as status:
         result = calibrate(suites, settings, progress=status.update)
     write(result)
     typer.echo(
@@ -462,7 +455,7 @@ def _eval_dataset(
     except DatasetError as exc:
         fail(str(exc), EXIT_USAGE)
     if corpus is None:
-        with _eval_errors():
+        with errors_exit():
             texts = corpus_texts(settings)
             if not texts:
                 fail("the index is empty: run `rag ingest` first", EXIT_EMPTY)
@@ -533,13 +526,6 @@ def _eval_all(
     return sum(r.summary["errors"] for run in runs for r in run.results)
 
 
-@contextlib.contextmanager
-def _eval_errors() -> Iterator[None]:
-    """Map the errors of ingesting and of building the pipeline to exit codes with one-line messages."""
-    with errors_exit():
-        yield
-
-
 def _warn_missing_quotes(cases: Sequence[EvalCase], texts: list[str], prefix: str) -> None:
     from evals.dataset import quotes_not_in_corpus
 
@@ -591,7 +577,7 @@ def _run_on_corpus(
         fail(f"{prefix}no such corpus: {corpus}", EXIT_USAGE)
     embedder = embedder or Embedder(settings.embedding)
     typer.echo(f"{prefix}ingesting {corpus} into a temporary index…", err=True)
-    with _eval_errors(), temporary_index(corpus, settings, embedder=embedder) as index:
+    with errors_exit(), temporary_index(corpus, settings, embedder=embedder) as index:
         for item in index.report.skipped:
             typer.echo(f"warning: {prefix}{item.source}: not ingested: {item.reason}", err=True)
         texts = index.texts()
