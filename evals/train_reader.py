@@ -8,7 +8,10 @@ Data (nothing from an evaluation corpus; see evals/reader_data/manifest.json):
   the BM25 near misses of the other pages of its source; the same question asked with its own page left
   out is a group with no answer (the realistic unanswerable case);
 - SQuAD 2.0's public dev set (12 of its 16 articles; the other 4 are the held-out `squad` suite): the
-  sentence holding the answer is the answer, the paragraph's others are negatives.
+  sentence holding the answer is the answer, the paragraph's others are negatives;
+- with `--synthetic N`, up to N questions the local LLM asked in its own words of sentences of the mined
+  training sources (`python -m evals.synth_reader`), built into groups like the mined ones; never of a
+  validation source.
 Whole sources are held out for validation (`--validation-share`); the report compares the reader with
 plain cosine similarity of the packaged all-MiniLM-L6-v2 on them and on SQuAD's held-out articles.
 
@@ -45,6 +48,7 @@ from rag.reader import MAX_TOKENS, candidate_text
 HERE = Path(__file__).parent
 DATA = HERE / "reader_data"
 SQUAD = DATA / "squad-dev-v2.0.json.gz"
+SYNTHETIC = DATA / "synthetic.jsonl.gz"  # evals.synth_reader
 SQUAD_HELD_OUT = ("Warsaw", "Immune_system", "Force", "Harvard_University")  # the held-out suite's articles
 GROUP = 8  # candidates per question
 
@@ -83,10 +87,35 @@ def _bm25(texts: list[str]) -> Any:
 
 def mined_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
     """Groups of the mined questions: (answerable, unanswerable), one each per question."""
+    questions = _read_jsonl(DATA / "questions.jsonl.gz")
+    return _groups(questions, _read_jsonl(DATA / "sentences.jsonl.gz"), rng, "mined")
+
+
+def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
+    """Groups of the local LLM's questions (`evals.synth_reader`), built like the mined ones: the sentence
+    it was asked about is the answer, its page is the rest of the sentences of the same file."""
+    if not SYNTHETIC.exists():
+        return [], []
+    sentences = _read_jsonl(DATA / "sentences.jsonl.gz")
+    pages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for s in sentences:
+        pages[(s["source"], s["path"])].append(s)
+    asked = [
+        {**row, "answer": [row["answer"]], "page": pages[(row["source"], row["path"])]}
+        for row in _read_jsonl(SYNTHETIC)
+        if row["question"]
+    ]
+    return _groups(asked, sentences, rng, "synthetic")
+
+
+def _groups(
+    questions: list[dict[str, Any]], sentences: list[dict[str, Any]], rng: random.Random, kind: str
+) -> tuple[list[Group], list[Group]]:
+    """(answerable, unanswerable) groups: the question's first answer sentence that says something, 3 other
+    sentences of its page and the BM25 near misses on the source's other pages; the near misses alone are
+    the question asked with its own page left out."""
     import bm25s
 
-    questions = _read_jsonl(DATA / "questions.jsonl.gz")
-    sentences = _read_jsonl(DATA / "sentences.jsonl.gz")
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in sentences:
         by_source[s["source"]].append(s)
@@ -117,11 +146,11 @@ def mined_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
             rows = [
                 candidate_text(s["text"], _where(s.get("title", q["title"]), s["section"])) for s in negatives
             ]
-            answerable.append(Group(q["question"], [first, *rows], [1] + [0] * len(rows), source, "mined"))
+            answerable.append(Group(q["question"], [first, *rows], [1] + [0] * len(rows), source, kind))
             missing = [candidate_text(s["text"], _where(s["title"], s["section"])) for s in near[:GROUP]]
             if len(missing) >= 3:
                 unanswerable.append(
-                    Group(q["question"], missing, [0] * len(missing), source, "mined-unanswerable")
+                    Group(q["question"], missing, [0] * len(missing), source, f"{kind}-unanswerable")
                 )
     return answerable, unanswerable
 
@@ -375,19 +404,19 @@ def _git_commit() -> str:
         return ""
 
 
-def bi_examples(groups: list[Group]) -> list[tuple[str, str, str | None]]:
-    """(question, answer, a hard negative) of every group with an answer."""
+def bi_examples(groups: list[Group], negatives: int = 1) -> list[tuple[str, str, list[str]]]:
+    """(question, answer, its first `negatives` hard negatives) of every group with an answer."""
     out = []
     for g in groups:
         if 1 not in g.labels:
             continue
-        negatives = [c for c, label in zip(g.candidates, g.labels, strict=True) if not label]
-        out.append((g.question, g.candidates[g.labels.index(1)], negatives[0] if negatives else None))
+        others = [c for c, label in zip(g.candidates, g.labels, strict=True) if not label]
+        out.append((g.question, g.candidates[g.labels.index(1)], others[:negatives]))
     return out
 
 
 def train_bi(
-    examples: list[tuple[str, str, str | None]], epochs: int, lr: float, seed: int, rng: random.Random
+    examples: list[tuple[str, str, list[str]]], epochs: int, lr: float, seed: int, rng: random.Random
 ) -> Any:
     """Fine-tune all-MiniLM-L6-v2 so that a question embeds next to its answer: a softmax over the batch's
     answers and hard negatives (scale 20), batches of 32 questions."""
@@ -410,7 +439,7 @@ def train_bi(
         for at in range(0, len(examples), 32):
             batch = examples[at : at + 32]
             questions = embed([q for q, _, _ in batch])
-            answers = embed([a for _, a, _ in batch] + [n for _, _, n in batch if n])
+            answers = embed([a for _, a, _ in batch] + [n for _, _, hard in batch for n in hard])
             loss = torch.nn.functional.cross_entropy(questions @ answers.T * 20, torch.arange(len(batch)))
             loss.backward()
             optimizer.step()
@@ -500,6 +529,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--unanswerable-share", type=float, default=1 / 3, help="of the mined unanswerable groups"
     )
+    parser.add_argument("--negatives", type=int, default=1, help="bi-encoder: hard negatives per question")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, help="bi-encoder: at most this many of the local LLM's questions"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()
@@ -548,8 +581,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(report, indent=1), flush=True)
         return
     # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
-    examples = bi_examples([g for g in mined if g.source in train_sources])
-    examples += bi_examples(squad)[: args.squad_examples]
+    examples = bi_examples([g for g in mined if g.source in train_sources], args.negatives)
+    examples += bi_examples(squad, args.negatives)[: args.squad_examples]
+    if args.synthetic:  # never of a validation source: those stay a fair test
+        synthetic = [g for g in synthetic_groups(rng)[0] if g.source in train_sources]
+        examples += bi_examples(synthetic[: args.synthetic], args.negatives)
+        report["data"]["synthetic_questions"] = len(synthetic[: args.synthetic])
     clock = time.monotonic()
     if args.trained:
         from sentence_transformers import SentenceTransformer
@@ -560,7 +597,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.keep:
             model.save(str(args.keep))
     report["training"] = {"examples": len(examples), "epochs": args.epochs, "lr": args.lr or 2e-5,
-                          "batch": 32, "seconds": round(time.monotonic() - clock)}  # fmt: skip
+                          "batch": 32, "negatives": args.negatives,
+                          "seconds": round(time.monotonic() - clock)}  # fmt: skip
     for name, groups in held_out:
         report[name] = {"reader": evaluate(bi_scorer(model), groups), "cosine": evaluate(cosine, groups)}
         print(name, json.dumps(report[name]), flush=True)

@@ -1,0 +1,60 @@
+"""The reader's training data: the local LLM's questions are kept only as documented, and only of sources
+the mining manifest lists (never an evaluation corpus)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from evals.synth_reader import DATA, OUT, accepted, pick, prose, read_rows
+
+
+def test_a_reply_is_kept_only_as_one_question_in_other_words() -> None:
+    sentence = "Employees accrue two days of paid leave for every month they work."
+    assert (
+        accepted("How much holiday do I earn each month?", sentence)
+        == "How much holiday do I earn each month?"
+    )
+    assert accepted('"How much holiday do I earn?"', sentence) == "How much holiday do I earn?"
+    assert accepted("Question: How much holiday?\nAnswer: two days.", sentence) is None  # not one line
+    assert accepted("Holiday accrual explained.", sentence) is None  # not a question
+    assert accepted("Leave?", sentence) is None  # too short to be a question a user asks
+    assert accepted("Do employees accrue two days of paid leave every month?", sentence) is None  # copied
+
+
+def test_prose_sentences_are_asked_about_evenly_across_sources() -> None:
+    rows = [
+        {"source": source, "path": f"{source}.md", "title": source, "section": [str(n)], "text": text}
+        for source in ("a", "b")
+        for n in range(3)
+        for text in (
+            "Every request is reviewed by a second engineer before it is merged.",
+            "$ make install",
+        )
+    ]
+    order = pick(rows, seed=1)
+    assert [s["source"] for s, _ in order] == ["a", "b"] * 3  # round robin, one per section
+    assert all(prose(s["text"]) for s, _ in order)
+    assert all(s["text"] in paragraph for s, paragraph in order)
+
+
+def test_synthetic_questions_are_of_mined_sources_only() -> None:
+    manifest = json.loads((DATA / "manifest.json").read_text())
+    sources = {s["repo"] for s in manifest["sources"]}
+    rows = read_rows(OUT)
+    assert rows and {r["source"] for r in rows} <= sources
+    kept = [r for r in rows if r["question"]]
+    assert all(accepted(r["question"], r["answer"]) == r["question"] for r in kept)
+
+
+def test_a_row_cut_off_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    path = tmp_path / "synthetic.jsonl.gz"
+    sizes = []
+    for n in range(3):
+        with gzip.open(path, "at", encoding="utf-8") as handle:
+            handle.write(json.dumps({"key": str(n), "question": f"Question {n}?"}) + "\n")
+        sizes.append(path.stat().st_size)
+    path.write_bytes(path.read_bytes()[: (sizes[1] + sizes[2]) // 2])  # killed while writing the third row
+    assert [r["key"] for r in read_rows(path)] == ["0", "1"]
+    assert [r["key"] for r in read_rows(path)] == ["0", "1"]  # and the file is whole again
