@@ -17,7 +17,7 @@ plain cosine similarity of the packaged all-MiniLM-L6-v2 on them and on SQuAD's 
 
 Kinds, both measured (README, "The reader"):
 - bi-encoder (shipped): all-MiniLM-L6-v2 fine-tuned so that a question embeds next to its answer (a
-  softmax over each batch's answers and one hard negative per question, scale 20, batches of 32, 2
+  softmax over each batch's answers and `--negatives` hard negatives per question (default one), scale 20, batches of 32, 2
   epochs, lr 2e-5); the cosine becomes a probability through a logistic function fitted on the
   validation sources. Exported as ONNX token embeddings, int8 (MatMul per channel, word embeddings),
   checked against the torch model, written with its SHA-256, report and the data's attribution.
@@ -94,15 +94,15 @@ def mined_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
 def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
     """Groups of the local LLM's questions (`evals.synth_reader`), built like the mined ones: the sentence
     it was asked about is the answer, its page is the rest of the sentences of the same file."""
-    if not SYNTHETIC.exists():
-        return [], []
+    from evals.synth_reader import read_rows  # a run killed mid-write leaves a last row cut off
+
     sentences = _read_jsonl(DATA / "sentences.jsonl.gz")
     pages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in sentences:
         pages[(s["source"], s["path"])].append(s)
     asked = [
         {**row, "answer": [row["answer"]], "page": pages[(row["source"], row["path"])]}
-        for row in _read_jsonl(SYNTHETIC)
+        for row in read_rows(SYNTHETIC)
         if row["question"]
     ]
     return _groups(asked, sentences, rng, "synthetic")
