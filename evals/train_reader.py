@@ -17,8 +17,8 @@ plain cosine similarity of the packaged all-MiniLM-L6-v2 on them and on SQuAD's 
 
 Kinds, both measured (README, "The reader"):
 - bi-encoder (shipped): all-MiniLM-L6-v2 fine-tuned so that a question embeds next to its answer (a
-  softmax over each batch's answers and `--negatives` hard negatives per question (default one), scale 20, batches of 32, 2
-  epochs, lr 2e-5); the cosine becomes a probability through a logistic function fitted on the
+  softmax over each batch's answers and `--negatives` hard negatives per question, default one; scale 20,
+  batches of 32, 2 epochs, lr 2e-5); the cosine becomes a probability through a logistic function fitted on the
   validation sources. Exported as ONNX token embeddings, int8 (MatMul per channel, word embeddings),
   checked against the torch model, written with its SHA-256, report and the data's attribution.
 - cross-encoder: the same weights with a one-logit head over (question, candidate) pairs, binary
