@@ -157,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     from openai import OpenAI
 
     client = OpenAI(base_url=args.base_url, api_key="local", timeout=120)
-    model = client.models.list().data[0].id
+    model = Path(client.models.list().data[0].id).name
     with gzip.open(DATA / "sentences.jsonl.gz", "rt", encoding="utf-8") as handle:
         sentences = [json.loads(line) for line in handle if line.strip()]
-    done = {row["key"]: row for row in read_rows(OUT)}
-    kept = sum(1 for r in done.values() if r["question"])
+    rows = read_rows(OUT)
+    done = {row["key"] for row in rows}
+    kept = sum(1 for r in rows if r["question"])
     started, asked = time.monotonic(), 0
     for sentence, paragraph in pick(sentences, args.seed):
         if kept >= args.count:
@@ -169,14 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         key = _key(sentence)
         if key in done:
             continue
-        reply = ask(client, Path(model).name, sentence, paragraph)
+        reply = ask(client, model, sentence, paragraph)
         question = accepted(reply, sentence["text"])
         row = {
             "key": key, "source": sentence["source"], "path": sentence["path"], "title": sentence["title"],
             "section": sentence["section"], "answer": sentence["text"], "question": question or "",
-            "reply": reply, "model": Path(model).name, "prompt": PROMPT_VERSION,
+            "reply": reply, "model": model, "prompt": PROMPT_VERSION,
         }  # fmt: skip
-        done[key] = row
+        done.add(key)
         kept += bool(question)
         asked += 1
         # one gzip member per row: a run killed mid-write loses at most that row (`read_rows`)

@@ -30,6 +30,7 @@ Kinds, both measured (README, "The reader"):
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import json
@@ -85,10 +86,16 @@ def _bm25(texts: list[str]) -> Any:
     return retriever
 
 
+@functools.cache
+def _pool() -> list[dict[str, Any]]:
+    """Every sentence of the mined pages (`sentences.jsonl.gz`), read once."""
+    return _read_jsonl(DATA / "sentences.jsonl.gz")
+
+
 def mined_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
     """Groups of the mined questions: (answerable, unanswerable), one each per question."""
     questions = _read_jsonl(DATA / "questions.jsonl.gz")
-    return _groups(questions, _read_jsonl(DATA / "sentences.jsonl.gz"), rng, "mined")
+    return _groups(questions, _pool(), rng, "mined")
 
 
 def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
@@ -96,7 +103,7 @@ def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
     it was asked about is the answer, its page is the rest of the sentences of the same file."""
     from evals.synth_reader import read_rows  # a run killed mid-write leaves a last row cut off
 
-    sentences = _read_jsonl(DATA / "sentences.jsonl.gz")
+    sentences = _pool()
     pages: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in sentences:
         pages[(s["source"], s["path"])].append(s)
