@@ -1,6 +1,7 @@
 """Train the reader (`rag.reader`): the model that scores a sentence as the answer to a question.
 
     python -m evals.train_reader [--kind bi-encoder|cross-encoder] [--epochs 2] [--seed 13] [--keep DIR]
+        [--synthetic N] [--page 3] [--out rag/models/reader]
 
 Data (nothing from an evaluation corpus; see evals/reader_data/manifest.json):
 - mined questions of public handbooks, docs and policies (`python -m evals.mine_reader`): each question's
@@ -22,9 +23,11 @@ Kinds, both measured (README, "The reader"):
   validation sources. Exported as ONNX token embeddings, int8 (MatMul per channel, word embeddings),
   checked against the torch model, written with its SHA-256, report and the data's attribution.
 - cross-encoder: the same weights with a one-logit head over (question, candidate) pairs, binary
-  cross-entropy plus a listwise softmax per question; saved for `answer.reader = cross-encoder:PATH`. It
-  led on the validation sources but fell below plain cosine on the handbook tuning suite (questions
-  written in other words than the page's), so it is not shipped.
+  cross-entropy plus a listwise softmax per question (one pass, `--minutes` at most), exported like the
+  bi-encoder (int8 ONNX, a card of kind "cross-encoder": `rag.reader.TrainedReader` reads either kind);
+  `--keep DIR` also saves the torch model for `answer.reader = cross-encoder:DIR`. It leads on the
+  validation sources and the dev suite but falls below plain cosine on the handbook tuning suite, whose
+  questions use other words than the page, so it is not shipped (README, "The reader").
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ SQUAD = DATA / "squad-dev-v2.0.json.gz"
 SYNTHETIC = DATA / "synthetic.jsonl.gz"  # evals.synth_reader
 SQUAD_HELD_OUT = ("Warsaw", "Immune_system", "Force", "Harvard_University")  # the held-out suite's articles
 GROUP = 8  # candidates per question
+PAGE = 3  # of them, other sentences of the answer's page (the rest: near misses on other pages)
 
 
 @dataclass
@@ -92,13 +96,17 @@ def _pool() -> list[dict[str, Any]]:
     return _read_jsonl(DATA / "sentences.jsonl.gz")
 
 
-def mined_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
+def mined_groups(
+    rng: random.Random, page: int = PAGE, nearest: bool = False
+) -> tuple[list[Group], list[Group]]:
     """Groups of the mined questions: (answerable, unanswerable), one each per question."""
     questions = _read_jsonl(DATA / "questions.jsonl.gz")
-    return _groups(questions, _pool(), rng, "mined")
+    return _groups(questions, _pool(), rng, "mined", page, nearest)
 
 
-def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
+def synthetic_groups(
+    rng: random.Random, page: int = PAGE, nearest: bool = False
+) -> tuple[list[Group], list[Group]]:
     """Groups of the local LLM's questions (`evals.synth_reader`), built like the mined ones: the sentence
     it was asked about is the answer, its page is the rest of the sentences of the same file."""
     from evals.synth_reader import read_rows  # a run killed mid-write leaves a last row cut off
@@ -112,16 +120,24 @@ def synthetic_groups(rng: random.Random) -> tuple[list[Group], list[Group]]:
         for row in read_rows(SYNTHETIC)
         if row["question"]
     ]
-    return _groups(asked, sentences, rng, "synthetic")
+    return _groups(asked, sentences, rng, "synthetic", page, nearest)
 
 
 def _groups(
-    questions: list[dict[str, Any]], sentences: list[dict[str, Any]], rng: random.Random, kind: str
+    questions: list[dict[str, Any]],
+    sentences: list[dict[str, Any]],
+    rng: random.Random,
+    kind: str,
+    page: int,
+    nearest: bool = False,
 ) -> tuple[list[Group], list[Group]]:
-    """(answerable, unanswerable) groups: the question's first answer sentence that says something, 3 other
-    sentences of its page and the BM25 near misses on the source's other pages; the near misses alone are
-    the question asked with its own page left out."""
+    """(answerable, unanswerable) groups: the question's first answer sentence that says something, `page`
+    other sentences of its page (drawn at random, or with `nearest` those sharing the most of the
+    question's words: on topic, not the answer) and the BM25 near misses on the source's other pages; the
+    near misses alone are the question asked with its own page left out."""
     import bm25s
+
+    from rag.text import tokenize
 
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in sentences:
@@ -140,8 +156,12 @@ def _groups(
             answer = {" ".join(a.split()) for a in q["answer"]}
             near = [pool[int(i)] for i in row if pool[int(i)]["path"] != q["path"]]
             near = [s for s in near if " ".join(s["text"].split()) not in answer]
-            page = [s for s in q["page"] if " ".join(s["text"].split()) not in answer]
-            negatives = rng.sample(page, min(3, len(page)))
+            siblings = [s for s in q["page"] if " ".join(s["text"].split()) not in answer]
+            negatives = rng.sample(siblings, min(page if not nearest else len(siblings), len(siblings)))
+            if nearest:  # the shuffle breaks ties
+                words = set(tokenize(q["question"]))
+                negatives.sort(key=lambda s: -len(words & set(tokenize(s["text"]))))
+                negatives = negatives[:page]
             negatives += near[: GROUP - 1 - len(negatives)]
             if len(negatives) < 3:
                 continue
@@ -489,16 +509,22 @@ def export_bi(model: Any, out: Path) -> Path:
     quantized to int8 (MatMul per channel, then the word embeddings); returns the int8 file."""
     import tempfile
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from rag.index.embeddings import _export
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as saved:
         model.save(saved)
-        fp32, matmul, int8 = out / "model-fp32.onnx", out / "model-matmul.onnx", out / "model.onnx"
+        fp32, int8 = out / "model-fp32.onnx", out / "model.onnx"
         _export(Path(saved), fp32)
         shutil.copy(Path(saved) / "tokenizer.json", out / "tokenizer.json")
+    return _int8(fp32, int8)
+
+
+def _int8(fp32: Path, int8: Path) -> Path:
+    """`fp32` quantized to int8 as `int8` (MatMul weights per channel, then the word embeddings)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    matmul = int8.with_name("model-matmul.onnx")
     quantize_dynamic(
         fp32, matmul, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
     )
@@ -506,6 +532,49 @@ def export_bi(model: Any, out: Path) -> Path:
     fp32.unlink()
     matmul.unlink()
     return int8
+
+
+def load_cross(path: Path) -> tuple[Any, Any]:
+    """A cross-encoder this command trained and kept (`--keep`)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def export_cross(model: Any, tokenizer: Any, out: Path) -> Path:
+    """The cross-encoder as ONNX (pair in, logit out), quantized to int8; returns the int8 file."""
+    import tempfile
+    import warnings
+
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as saved:
+        tokenizer.save_pretrained(saved)
+        shutil.copy(Path(saved) / "tokenizer.json", out / "tokenizer.json")
+    model = model.eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model  # a submodule: its weights are exported as weights
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones(1, 8, dtype=torch.long) for _ in names)
+    fp32 = out / "model-fp32.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Logits().eval(), example, str(fp32), input_names=names, output_names=["logits"],
+            opset_version=17, dynamo=False,
+            dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}},
+        )  # fmt: skip
+    return _int8(fp32, out / "model.onnx")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -526,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--lr", type=float, default=None, help="default: 2e-5 (bi-encoder), 4e-5 (cross-encoder)"
     )
     parser.add_argument(
-        "--trained", type=Path, help="a bi-encoder this command trained and kept (--keep): export it"
+        "--trained", type=Path, help="a model of --kind this command trained and kept (--keep): export it"
     )
     parser.add_argument("--keep", type=Path, help="also save the trained torch model here")
     parser.add_argument(
@@ -538,100 +607,114 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--negatives", type=int, default=1, help="bi-encoder: hard negatives per question")
     parser.add_argument(
-        "--synthetic", type=int, default=0, help="bi-encoder: at most this many of the local LLM's questions"
+        "--page", type=int, default=PAGE, help=f"of a question's {GROUP - 1} negatives, sentences of its page"
+    )
+    parser.add_argument(
+        "--nearest", action="store_true", help="those of its page that share the most words with it"
+    )
+    parser.add_argument(
+        "--synthetic", type=int, default=0, help="at most this many of the local LLM's questions"
     )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()
 
-    mined, missing = mined_groups(rng) if (DATA / "questions.jsonl.gz").exists() else ([], [])
+    custom = args.page != PAGE or args.nearest
+    mined, missing = (
+        mined_groups(rng, args.page, args.nearest) if (DATA / "questions.jsonl.gz").exists() else ([], [])
+    )
     train_sources, validation_sources = split_sources(mined, args.validation_share, args.seed)
     squad = squad_groups(rng, held_out=False)
     squad_test = squad_groups(random.Random(args.seed), held_out=True)
-    validation = [g for g in mined + missing if g.source in validation_sources]
+    # validation groups are built the same whatever --page and --nearest say, so that runs compare
+    shown = mined_groups(random.Random(args.seed)) if custom and mined else (mined, missing)
+    validation = [g for g in shown[0] + shown[1] if g.source in validation_sources]
     # a share of the unanswerable groups: the answerable ones hold near misses too, and time is short
     missing = [g for n, g in enumerate(missing) if n % round(1 / args.unanswerable_share) == 0]
     train_groups = [g for g in mined + missing if g.source in train_sources]
     rng.shuffle(squad)
     squad_train = squad[: max(int(args.squad_share * len(train_groups)), 0)] if mined else squad
     train_groups += squad_train
+    synthetic: list[Group] = []
+    if args.synthetic:  # never of a validation source: those stay a fair test
+        synthetic = [
+            g for g in synthetic_groups(rng, args.page, args.nearest)[0] if g.source in train_sources
+        ]
+        synthetic = synthetic[: args.synthetic]
+        if args.kind == "cross-encoder":
+            train_groups += synthetic
     rng.shuffle(train_groups)
     sizes = {
         "mined_questions": len(mined), "train_groups": len(train_groups),
         "train_pairs": sum(len(g.candidates) for g in train_groups),
         "train_sources": sorted(train_sources), "validation_sources": sorted(validation_sources),
         "validation_groups": len(validation), "squad_train_groups": len(squad_train),
-        "squad_held_out_groups": len(squad_test),
+        "squad_held_out_groups": len(squad_test), "synthetic_questions": len(synthetic),
     }  # fmt: skip
     print(json.dumps(sizes), flush=True)
 
     report: dict[str, Any] = {
         "data": sizes,
         "seed": args.seed,
+        "page_negatives": args.page,
+        "nearest_page_negatives": args.nearest,
         "kind": args.kind,
         "code_commit": _git_commit(),
     }
     held_out = (("validation (held-out sources)", validation), ("squad held-out articles", squad_test))
     cosine = cosine_scorer()
-    if args.kind == "cross-encoder":
-        model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5)
-        report["training"] = info
-        for name, groups in held_out:
-            report[name] = {
-                "reader": evaluate(Scorer(model, tokenizer), groups),
-                "cosine": evaluate(cosine, groups),
-            }
-        args.out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(args.out)
-        tokenizer.save_pretrained(args.out)
-        (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        print(json.dumps(report, indent=1), flush=True)
-        return
-    # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
-    examples = bi_examples([g for g in mined if g.source in train_sources], args.negatives)
-    examples += bi_examples(squad, args.negatives)[: args.squad_examples]
-    if args.synthetic:  # never of a validation source: those stay a fair test
-        synthetic = [g for g in synthetic_groups(rng)[0] if g.source in train_sources]
-        examples += bi_examples(synthetic[: args.synthetic], args.negatives)
-        report["data"]["synthetic_questions"] = len(synthetic[: args.synthetic])
     clock = time.monotonic()
-    if args.trained:
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(args.trained), device="cpu")
+    if args.kind == "cross-encoder":
+        if args.trained:
+            model, tokenizer = load_cross(args.trained)
+            report["training"] = {"note": f"trained earlier and kept in {args.trained.name}"}
+        else:
+            model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5)
+            report["training"] = info
+        if args.keep and not args.trained:
+            model.save_pretrained(args.keep)
+            tokenizer.save_pretrained(args.keep)
+        scorer = Scorer(model, tokenizer)
     else:
-        model = train_bi(examples, args.epochs, args.lr or 2e-5, args.seed, rng)
-        if args.keep:
-            model.save(str(args.keep))
-    report["training"] = {"examples": len(examples), "epochs": args.epochs, "lr": args.lr or 2e-5,
-                          "batch": 32, "negatives": args.negatives,
-                          "seconds": round(time.monotonic() - clock)}  # fmt: skip
+        # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
+        examples = bi_examples([g for g in mined if g.source in train_sources], args.negatives)
+        examples += bi_examples(squad, args.negatives)[: args.squad_examples]
+        examples += bi_examples(synthetic, args.negatives)
+        if args.trained:
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(args.trained), device="cpu")
+        else:
+            model = train_bi(examples, args.epochs, args.lr or 2e-5, args.seed, rng)
+            if args.keep:
+                model.save(str(args.keep))
+        tokenizer = None  # the model carries its own
+        report["training"] = {"examples": len(examples), "epochs": args.epochs, "lr": args.lr or 2e-5,
+                              "batch": 32, "negatives": args.negatives,
+                              "seconds": round(time.monotonic() - clock)}  # fmt: skip
+        scorer = bi_scorer(model)
     for name, groups in held_out:
-        report[name] = {"reader": evaluate(bi_scorer(model), groups), "cosine": evaluate(cosine, groups)}
+        report[name] = {"reader": evaluate(scorer, groups), "cosine": evaluate(cosine, groups)}
         print(name, json.dumps(report[name]), flush=True)
-    scale, bias = fit_probability(bi_scorer(model), validation)
+    scale, bias = fit_probability(scorer, validation)
 
     tmp = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    int8 = export_bi(model, tmp)
+    int8 = export_cross(model, tokenizer, tmp) if args.kind == "cross-encoder" else export_bi(model, tmp)
     from rag.reader import TrainedReader
 
     digest = hashlib.sha256(int8.read_bytes()).hexdigest()
     card = {
-        "sha256": digest, "max_tokens": MAX_TOKENS, "scale": scale, "bias": bias,
+        "kind": args.kind, "sha256": digest, "max_tokens": MAX_TOKENS, "scale": scale, "bias": bias,
         "base": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0)",
-        "format": "ONNX, int8 (MatMul weights per channel, word embeddings), token embeddings (mean-pooled and "
-        "normalized by rag.reader.TrainedReader)",
+        "format": "ONNX, int8 (MatMul weights per channel, word embeddings), "
+        + ("logits of (question, candidate) pairs" if args.kind == "cross-encoder" else
+           "token embeddings (mean-pooled and normalized by rag.reader.TrainedReader)"),
         "data": "evals/reader_data/manifest.json and SQuAD 2.0 dev (CC BY-SA 4.0)",
     }  # fmt: skip
     (tmp / "model.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     shipped = TrainedReader(tmp)
-
-    def int8_score(pairs: list[tuple[str, str]]) -> list[float]:
-        questions, texts = shipped.embed([q for q, _ in pairs]), shipped.embed([c for _, c in pairs])
-        return [float(x) for x in (questions * texts).sum(axis=1)]
-
-    report["int8 on validation"] = evaluate(int8_score, validation)
+    report["int8 on validation"] = evaluate(shipped.raw_scores, validation)
     report["size_mb"] = round(int8.stat().st_size / 1e6, 1)
     report["seconds_total"] = round(time.monotonic() - started)
     (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -89,7 +89,10 @@ class TrainedReader(Reader):
             self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises its own Exception subclass
             raise ReaderError(f"cannot load the reader's tokenizer: {exc}") from None
-        self.tokenizer.enable_truncation(int(card.get("max_tokens", MAX_TOKENS)))
+        self.kind = str(card.get("kind", "bi-encoder"))
+        if self.kind not in ("bi-encoder", "cross-encoder"):
+            raise ReaderError(f"the reader's model is of an unknown kind: {self.kind!r}")
+        self.tokenizer.enable_truncation(int(card.get("max_tokens", MAX_TOKENS)), strategy="longest_first")
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         self.scale, self.bias = float(card.get("scale", 1.0)), float(card.get("bias", 0.0))
         onnxruntime.set_default_logger_severity(3)
@@ -115,6 +118,32 @@ class TrainedReader(Reader):
         vectors = self.embed([question, *texts])
         return [float(x) for x in vectors[1:] @ vectors[0]]
 
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """A cross-encoder's logit for each (question, candidate) pair, in batches of like lengths."""
+        import numpy as np
+
+        out = [0.0] * len(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        for at in range(0, len(order), self.batch_size):
+            batch = order[at : at + self.batch_size]
+            encoded = self.tokenizer.encode_batch([pairs[i] for i in batch])
+            feeds = {
+                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+            }
+            for i, value in zip(batch, self.session.run(None, feeds)[0].reshape(-1), strict=True):
+                out[i] = float(value)
+        return out
+
+    def raw_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """The model's own scores of (question, candidate) pairs (cosines or logits): what training
+        measures the int8 model by."""
+        if self.kind == "cross-encoder":
+            return self.logits(pairs)
+        questions, texts = self.embed([q for q, _ in pairs]), self.embed([c for _, c in pairs])
+        return [float(x) for x in (questions * texts).sum(axis=1)]
+
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
         """The same question and candidates always get the same scores: the last `CACHE` readings are
         kept whole (follow-ups, a question's parts and calibration read the same ones again)."""
@@ -126,8 +155,11 @@ class TrainedReader(Reader):
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return list(self._cache[key])
-        cosines = self.cosines(question, texts)
-        scores = [logistic(self.scale * x + self.bias) for x in cosines]
+        if self.kind == "cross-encoder":
+            raw = self.logits([(question, t) for t in texts])
+        else:
+            raw = self.cosines(question, texts)
+        scores = [logistic(self.scale * x + self.bias) for x in raw]
         with self._lock:
             self._cache[key] = scores
             while len(self._cache) > CACHE:

