@@ -72,7 +72,9 @@ class TrainedReader(Reader):
     answer it (`python -m evals.train_reader`), on ONNX Runtime: `model.onnx` (int8; token embeddings,
     mean-pooled and normalized here) and `tokenizer.json` in `path`, checked against the SHA-256 in its
     `model.json`. A sentence's probability is the logistic function of its cosine to the question, with
-    the scale and bias fitted on held-out sources at training time."""
+    the scale and bias fitted on held-out sources at training time. A card of kind "cross-encoder" holds
+    a pair classifier instead (`train_reader --kind cross-encoder`; measured, not shipped): the logistic
+    function of its logit for the (question, candidate) pair."""
 
     def __init__(self, path: Path = MODEL_DIR, exact: bool | None = None) -> None:
         import onnxruntime
