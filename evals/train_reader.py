@@ -1,7 +1,7 @@
 """Train the reader (`rag.reader`): the model that scores a sentence as the answer to a question.
 
     python -m evals.train_reader [--kind bi-encoder|cross-encoder] [--epochs 2] [--seed 13] [--keep DIR]
-        [--synthetic N] [--page 3] [--out rag/models/reader]
+        [--synthetic N] [--page 3] [--nearest] [--out rag/models/reader]
 
 Data (nothing from an evaluation corpus; see evals/reader_data/manifest.json):
 - mined questions of public handbooks, docs and policies (`python -m evals.mine_reader`): each question's
@@ -157,11 +157,12 @@ def _groups(
             near = [pool[int(i)] for i in row if pool[int(i)]["path"] != q["path"]]
             near = [s for s in near if " ".join(s["text"].split()) not in answer]
             siblings = [s for s in q["page"] if " ".join(s["text"].split()) not in answer]
-            negatives = rng.sample(siblings, min(page if not nearest else len(siblings), len(siblings)))
-            if nearest:  # the shuffle breaks ties
+            if nearest:  # those sharing the most of the question's words; the shuffle breaks ties
                 words = set(tokenize(q["question"]))
-                negatives.sort(key=lambda s: -len(words & set(tokenize(s["text"]))))
-                negatives = negatives[:page]
+                shuffled = rng.sample(siblings, len(siblings))
+                negatives = sorted(shuffled, key=lambda s: -len(words & set(tokenize(s["text"]))))[:page]
+            else:
+                negatives = rng.sample(siblings, min(page, len(siblings)))
             negatives += near[: GROUP - 1 - len(negatives)]
             if len(negatives) < 3:
                 continue
@@ -671,9 +672,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5)
             report["training"] = info
-        if args.keep and not args.trained:
-            model.save_pretrained(args.keep)
-            tokenizer.save_pretrained(args.keep)
+            if args.keep:
+                model.save_pretrained(args.keep)
+                tokenizer.save_pretrained(args.keep)
         scorer = Scorer(model, tokenizer)
     else:
         # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
