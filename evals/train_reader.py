@@ -1,7 +1,7 @@
 """Train the reader (`rag.reader`): the model that scores a sentence as the answer to a question.
 
     python -m evals.train_reader [--kind bi-encoder|cross-encoder] [--epochs 2] [--seed 13] [--keep DIR]
-        [--synthetic N] [--page 3] [--nearest] [--out rag/models/reader]
+        [--synthetic N] [--page 3] [--nearest] [--teacher DIR [--distil 1.0]] [--out rag/models/reader]
 
 Data (nothing from an evaluation corpus; see evals/reader_data/manifest.json):
 - mined questions of public handbooks, docs and policies (`python -m evals.mine_reader`): each question's
@@ -13,6 +13,9 @@ Data (nothing from an evaluation corpus; see evals/reader_data/manifest.json):
 - with `--synthetic N`, up to N questions the local LLM asked in its own words of sentences of the mined
   training sources (`python -m evals.synth_reader`), built into groups like the mined ones; never of a
   validation source.
+With `--teacher DIR` (a reader this command exported), the model also learns the teacher's ranking of
+each question's candidates: `--distil` times the KL divergence from the teacher's softmax (its logits, a
+bi-encoder's cosines at its training scale 20), so that one model may carry what two read.
 Whole sources are held out for validation (`--validation-share`); the report compares the reader with
 plain cosine similarity of the packaged all-MiniLM-L6-v2 on them and on SQuAD's held-out articles.
 
@@ -322,7 +325,26 @@ def cosine_scorer() -> Any:
     return score
 
 
-def train(groups: list[Group], minutes: float, seed: int, lr: float) -> tuple[Any, Any, dict[str, Any]]:
+def teacher_logits(path: Path, groups: list[Group]) -> None:
+    """A trained reader's logits for every candidate of `groups`, kept in each group's `extra["teacher"]`:
+    a bi-encoder's cosines at its training scale (20), a cross-encoder's logits as they are."""
+    from rag.reader import TrainedReader
+
+    reader = TrainedReader(path)
+    factor = 20.0 if reader.kind == "bi-encoder" else 1.0
+    started = time.monotonic()
+    for n, g in enumerate(groups):
+        g.extra["teacher"] = [factor * x for x in reader.raw_scores([(g.question, c) for c in g.candidates])]
+        if n % 2000 == 0:
+            print(f"teacher: {n}/{len(groups)} groups, {time.monotonic() - started:.0f} s", flush=True)
+
+
+def train(
+    groups: list[Group], minutes: float, seed: int, lr: float, distil: float = 0.0
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The cross-encoder: binary cross-entropy over every pair plus a softmax over each answerable group;
+    with `distil`, plus that weight times the KL divergence from the teacher's softmax over each group's
+    candidates (`teacher_logits`)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -358,6 +380,11 @@ def train(groups: list[Group], minutes: float, seed: int, lr: float) -> tuple[An
                 loss = loss + torch.nn.functional.cross_entropy(
                     logits[at : at + n].unsqueeze(0), target
                 ) / len(batch)
+            if distil and "teacher" in g.extra:
+                target = torch.softmax(torch.tensor(g.extra["teacher"]), dim=0)
+                loss = loss + distil * torch.nn.functional.kl_div(
+                    torch.log_softmax(logits[at : at + n], dim=0), target, reduction="sum"
+                ) / len(batch)
             at += n
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -374,7 +401,10 @@ def train(groups: list[Group], minutes: float, seed: int, lr: float) -> tuple[An
         if elapsed > minutes * 60:
             print(f"time budget reached after {step + 1} of {steps} steps", flush=True)
             break
-    info = {"steps": step + 1, "pairs": seen, "seconds": round(time.monotonic() - started), "lr": lr}
+    info = {
+        "steps": step + 1, "pairs": seen, "seconds": round(time.monotonic() - started), "lr": lr,
+        "distil": distil,
+    }  # fmt: skip
     return model, tokenizer, info
 
 
@@ -432,22 +462,32 @@ def _git_commit() -> str:
         return ""
 
 
-def bi_examples(groups: list[Group], negatives: int = 1) -> list[tuple[str, str, list[str]]]:
-    """(question, answer, its first `negatives` hard negatives) of every group with an answer."""
+Example = tuple[str, str, list[str], list[float]]  # question, answer, hard negatives, teacher's logits
+
+
+def bi_examples(groups: list[Group], negatives: int = 1) -> list[Example]:
+    """(question, answer, its first `negatives` hard negatives, the teacher's logits of those if any) of
+    every group with an answer."""
     out = []
     for g in groups:
         if 1 not in g.labels:
             continue
-        others = [c for c, label in zip(g.candidates, g.labels, strict=True) if not label]
-        out.append((g.question, g.candidates[g.labels.index(1)], others[:negatives]))
+        gold = g.labels.index(1)
+        others = [n for n, label in enumerate(g.labels) if not label][:negatives]
+        teacher = g.extra.get("teacher", [])
+        out.append(
+            (g.question, g.candidates[gold], [g.candidates[n] for n in others],
+             [teacher[n] for n in [gold, *others]] if teacher else [])
+        )  # fmt: skip
     return out
 
 
 def train_bi(
-    examples: list[tuple[str, str, list[str]]], epochs: int, lr: float, seed: int, rng: random.Random
+    examples: list[Example], epochs: int, lr: float, seed: int, rng: random.Random, distil: float = 0.0
 ) -> Any:
     """Fine-tune all-MiniLM-L6-v2 so that a question embeds next to its answer: a softmax over the batch's
-    answers and hard negatives (scale 20), batches of 32 questions."""
+    answers and hard negatives (scale 20), batches of 32 questions; with `distil`, plus that weight times
+    the KL divergence from the teacher's softmax over each question's answer and hard negatives."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -466,9 +506,20 @@ def train_bi(
         model.train()
         for at in range(0, len(examples), 32):
             batch = examples[at : at + 32]
-            questions = embed([q for q, _, _ in batch])
-            answers = embed([a for _, a, _ in batch] + [n for _, _, hard in batch for n in hard])
-            loss = torch.nn.functional.cross_entropy(questions @ answers.T * 20, torch.arange(len(batch)))
+            questions = embed([q for q, _, _, _ in batch])
+            answers = embed([a for _, a, _, _ in batch] + [n for _, _, hard, _ in batch for n in hard])
+            logits = questions @ answers.T * 20
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+            at_hard = len(batch)
+            for n, (_, _, hard, teacher) in enumerate(batch):
+                own = [n, *range(at_hard, at_hard + len(hard))]
+                at_hard += len(hard)
+                if distil and teacher:
+                    loss = loss + distil * torch.nn.functional.kl_div(
+                        torch.log_softmax(logits[n, own], dim=0),
+                        torch.softmax(torch.tensor(teacher), dim=0),
+                        reduction="sum",
+                    ) / len(batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -616,6 +667,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--synthetic", type=int, default=0, help="at most this many of the local LLM's questions"
     )
+    parser.add_argument(
+        "--teacher", type=Path, help="also learn this trained reader's ranking of each question's candidates"
+    )
+    parser.add_argument("--distil", type=float, default=1.0, help="weight of the teacher's ranking")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()
@@ -664,13 +719,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     held_out = (("validation (held-out sources)", validation), ("squad held-out articles", squad_test))
     cosine = cosine_scorer()
+    distil = args.distil if args.teacher else 0.0
+    if args.teacher:
+        report["teacher"] = {"path": str(args.teacher), "distil": distil}
     clock = time.monotonic()
     if args.kind == "cross-encoder":
         if args.trained:
             model, tokenizer = load_cross(args.trained)
             report["training"] = {"note": f"trained earlier and kept in {args.trained.name}"}
         else:
-            model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5)
+            if args.teacher:
+                teacher_logits(args.teacher, train_groups)
+            model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5, distil)
             report["training"] = info
             if args.keep:
                 model.save_pretrained(args.keep)
@@ -678,15 +738,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         scorer = Scorer(model, tokenizer)
     else:
         # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
-        examples = bi_examples([g for g in mined if g.source in train_sources], args.negatives)
-        examples += bi_examples(squad, args.negatives)[: args.squad_examples]
-        examples += bi_examples(synthetic, args.negatives)
+        taught = [g for g in mined if g.source in train_sources]
+        taught += [g for g in squad if 1 in g.labels][: args.squad_examples] + synthetic
+        if args.teacher and not args.trained:
+            teacher_logits(args.teacher, taught)
+        examples = bi_examples(taught, args.negatives)
         if args.trained:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(args.trained), device="cpu")
         else:
-            model = train_bi(examples, args.epochs, args.lr or 2e-5, args.seed, rng)
+            model = train_bi(examples, args.epochs, args.lr or 2e-5, args.seed, rng, distil)
             if args.keep:
                 model.save(str(args.keep))
         tokenizer = None  # the model carries its own

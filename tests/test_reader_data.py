@@ -89,3 +89,23 @@ def test_a_group_holds_the_answer_its_page_and_near_misses_on_other_pages() -> N
         assert all(c.split(" | ")[0] in {s["text"] for s in elsewhere} for c in group.candidates[3:])
         assert set(missing.labels) == {0}
     assert siblings == {page[7]["text"], page[8]["text"]}  # nearest: the two that speak of parental leave
+
+
+def test_a_student_learns_the_teachers_logits_of_the_very_candidates_it_sees() -> None:
+    from evals.train_reader import Group, bi_examples
+
+    group = Group(
+        "How long is parental leave?",
+        ["Leave is paid for a year.", "Parental leave is 12 weeks.", "Apply in Workday.", "Ask HR."],
+        [0, 1, 0, 0],
+        "a",
+        "mined",
+        {"teacher": [0.5, 3.0, -1.0, -2.0]},
+    )
+    [(question, answer, hard, teacher)] = bi_examples([group], negatives=2)
+    assert (question, answer) == ("How long is parental leave?", "Parental leave is 12 weeks.")
+    assert hard == ["Leave is paid for a year.", "Apply in Workday."]  # the first two that do not answer
+    assert teacher == [3.0, 0.5, -1.0]  # the answer's, then each hard negative's
+    untaught = Group(group.question, group.candidates, group.labels, "a", "mined")
+    assert bi_examples([untaught], negatives=2)[0][3] == []
+    assert bi_examples([Group("?", ["x", "y", "z"], [0, 0, 0], "a", "mined-unanswerable")]) == []
