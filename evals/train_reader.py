@@ -719,8 +719,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     held_out = (("validation (held-out sources)", validation), ("squad held-out articles", squad_test))
     cosine = cosine_scorer()
-    distil = args.distil if args.teacher else 0.0
-    if args.teacher:
+    distil = args.distil if args.teacher and not args.trained else 0.0  # a kept model was taught already
+    if distil:
         report["teacher"] = {"path": str(args.teacher), "distil": distil}
     clock = time.monotonic()
     if args.kind == "cross-encoder":
@@ -728,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model, tokenizer = load_cross(args.trained)
             report["training"] = {"note": f"trained earlier and kept in {args.trained.name}"}
         else:
-            if args.teacher:
+            if distil:
                 teacher_logits(args.teacher, train_groups)
             model, tokenizer, info = train(train_groups, args.minutes, args.seed, args.lr or 4e-5, distil)
             report["training"] = info
@@ -740,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # the mined training sources' questions, then SQuAD's answerable ones (as many as --squad-examples)
         taught = [g for g in mined if g.source in train_sources]
         taught += [g for g in squad if 1 in g.labels][: args.squad_examples] + synthetic
-        if args.teacher and not args.trained:
+        if distil:
             teacher_logits(args.teacher, taught)
         examples = bi_examples(taught, args.negatives)
         if args.trained:
