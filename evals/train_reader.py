@@ -339,6 +339,15 @@ def teacher_logits(path: Path, groups: list[Group]) -> None:
             print(f"teacher: {n}/{len(groups)} groups, {time.monotonic() - started:.0f} s", flush=True)
 
 
+def distillation(student: Any, teacher: list[float]) -> Any:
+    """The KL divergence from the teacher's softmax over a question's candidates to the student's (logits)."""
+    import torch
+
+    return torch.nn.functional.kl_div(
+        torch.log_softmax(student, dim=0), torch.softmax(torch.tensor(teacher), dim=0), reduction="sum"
+    )
+
+
 def train(
     groups: list[Group], minutes: float, seed: int, lr: float, distil: float = 0.0
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -381,10 +390,7 @@ def train(
                     logits[at : at + n].unsqueeze(0), target
                 ) / len(batch)
             if distil and "teacher" in g.extra:
-                target = torch.softmax(torch.tensor(g.extra["teacher"]), dim=0)
-                loss = loss + distil * torch.nn.functional.kl_div(
-                    torch.log_softmax(logits[at : at + n], dim=0), target, reduction="sum"
-                ) / len(batch)
+                loss = loss + distil * distillation(logits[at : at + n], g.extra["teacher"]) / len(batch)
             at += n
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -515,11 +521,7 @@ def train_bi(
                 own = [n, *range(at_hard, at_hard + len(hard))]
                 at_hard += len(hard)
                 if distil and teacher:
-                    loss = loss + distil * torch.nn.functional.kl_div(
-                        torch.log_softmax(logits[n, own], dim=0),
-                        torch.softmax(torch.tensor(teacher), dim=0),
-                        reduction="sum",
-                    ) / len(batch)
+                    loss = loss + distil * distillation(logits[n, own], teacher) / len(batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
